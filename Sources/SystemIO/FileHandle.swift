@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSluice
+
+/// The single owner of an open file descriptor. It closes the descriptor when it goes away;
+/// `close()` does the same but reports the error, which matters after writes.
+public struct FileHandle: ~Copyable {
+    public let descriptor: Int32
+
+    /// Takes ownership of an open descriptor.
+    public init(adopting descriptor: Int32) {
+        precondition(descriptor >= 0, "adopting a negative descriptor")
+        self.descriptor = descriptor
+    }
+
+    public static func open(
+        _ path: String, _ options: OpenOptions, permissions: mode_t = 0o644
+    ) throws(Errno) -> FileHandle {
+        let flags = options.rawValue | O_CLOEXEC
+        let fd = try retryingInterruptsUnowned { Glibc.open(path, flags, permissions) }.get()
+        return FileHandle(adopting: fd)
+    }
+
+    deinit { _ = Glibc.close(descriptor) }
+
+    /// Closes and reports failure (an EIO here can mean data written earlier was lost).
+    public consuming func close() throws(Errno) {
+        let fd = descriptor
+        discard self
+        // Linux releases the descriptor even when close fails, so EINTR must not be retried.
+        if Glibc.close(fd) == -1 {
+            let error = Errno.current
+            if error != .interrupted { throw error }
+        }
+    }
+
+    /// One `pwrite(2)`; it may write fewer bytes than given.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        try retryingInterrupts { pwrite(descriptor, bytes.baseAddress, bytes.count, off_t(offset)) }.get()
+    }
+
+    /// Writes every byte, looping over short writes.
+    public func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[done...])
+            done += try write(rest, at: offset + Int64(done))
+        }
+    }
+
+    /// One `pread(2)`; returns 0 at end of file.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        try retryingInterrupts { pread(descriptor, buffer.baseAddress, buffer.count, off_t(offset)) }.get()
+    }
+
+    /// Reads until the buffer is full or the file ends; returns the bytes read.
+    public func readAll(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
+                             at: offset + Int64(done))
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    public func dataSync() throws(Errno) {
+        _ = try retryingInterrupts { fdatasync(descriptor) }.get()
+    }
+
+    public func sync() throws(Errno) {
+        _ = try retryingInterrupts { fsync(descriptor) }.get()
+    }
+
+    /// Reserves blocks (`fallocate(2)`); `keepSize` leaves the visible file size unchanged.
+    public func allocate(offset: Int64, length: Int64, keepSize: Bool = false) throws(Errno) {
+        let mode = keepSize ? sluice_falloc_keep_size() : 0
+        while true {
+            let rc = sluice_fallocate(descriptor, mode, offset, length)
+            if rc == 0 { return }
+            if rc == -EINTR { continue }
+            throw Errno(rawValue: -rc)
+        }
+    }
+
+    public func truncate(to size: Int64) throws(Errno) {
+        _ = try retryingInterrupts { ftruncate(descriptor, off_t(size)) }.get()
+    }
+
+    /// The file's size in bytes.
+    public func size() throws(Errno) -> Int64 {
+        var info = stat()
+        _ = try retryingInterrupts { fstat(descriptor, &info) }.get()
+        return Int64(info.st_size)
+    }
+
+    /// `sendfile(2)` from this file to a socket or file; returns bytes sent (may be short).
+    public func send(to destination: Int32, from offset: Int64, count: Int) throws(Errno) -> Int {
+        var position = off_t(offset)
+        return try retryingInterruptsUnowned { sendfile(destination, descriptor, &position, count) }.get()
+    }
+}
+
+/// Directory helpers that storage needs around files.
+public enum FileSystem {
+    /// fsyncs a directory so that a create, rename or unlink inside it is durable.
+    public static func syncDirectory(_ path: String) throws(Errno) {
+        let dir = try FileHandle.open(path, [.readOnly, .directory])
+        try dir.sync()
+        try dir.close()
+    }
+
+    public static func rename(_ from: String, to: String) throws(Errno) {
+        _ = try retryingInterruptsUnowned { Glibc.rename(from, to) }.get()
+    }
+
+    public static func remove(_ path: String) throws(Errno) {
+        _ = try retryingInterruptsUnowned { unlink(path) }.get()
+    }
+
+    public static func makeDirectory(_ path: String, permissions: mode_t = 0o755) throws(Errno) {
+        _ = try retryingInterruptsUnowned { mkdir(path, permissions) }.get()
+    }
+}
