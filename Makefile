@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean
+.PHONY: test deps build release bench clean generate
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -23,3 +23,8 @@ bench: deps
 
 clean:
 	rm -rf .build Benchmarks/.build
+
+## Regenerate the wire codec from Kafka's schemas (development checkouts: needs ../shared).
+SCHEMAS ?= ../shared/kafka-protocol
+generate:
+	$(SWIFT) run MessageGenerator $(SCHEMAS) Sources/KafkaProtocol/Generated Tests/KafkaProtocolTests/Generated

@@ -8,9 +8,11 @@ let package = Package(
     products: [
         .library(name: "SystemIO", targets: ["SystemIO"]),
         .library(name: "Records", targets: ["Records"]),
+        .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The C shim: io_uring, mmap/fallocate/splice helpers, CRC-32C, compression codecs.
@@ -31,7 +33,15 @@ let package = Package(
             dependencies: ["CSluice", .product(name: "Logging", package: "swift-log")]
         ),
         // Record batches as they are on the wire and on disk: CRC-32C, compression codecs.
-        .target(name: "Records", dependencies: ["CSluice"]),
+        .target(name: "Records", dependencies: ["CSluice", .product(name: "NIOCore", package: "swift-nio")]),
+        // The Kafka wire codec: primitives, headers, frame decoder, and Generated/ (committed
+        // output of MessageGenerator over Kafka's JSON schemas).
+        .target(
+            name: "KafkaProtocol",
+            dependencies: ["Records", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Reads Kafka's message schemas and writes Sources/KafkaProtocol/Generated.
+        .executableTarget(name: "MessageGenerator"),
 
         .testTarget(name: "SystemIOTests", dependencies: ["SystemIO"]),
         .testTarget(
@@ -40,6 +50,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ArchitectureTests"),
+        .testTarget(
+            name: "KafkaProtocolTests",
+            dependencies: ["KafkaProtocol", "MessageGenerator", .product(name: "NIOCore", package: "swift-nio")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,11 @@
 // swift-tools-version:6.1
 // Sluice microbenchmarks (package-benchmark). Run: `make bench` from the project root, or
 // `swift package --disable-sandbox benchmark` here. Reports time, throughput and malloc counts.
+import Foundation
 import PackageDescription
+
+// A path dependency's identity is its directory's name, which is whatever the clone was called.
+let sluice = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "SluiceBenchmarks",
@@ -12,13 +16,13 @@ let package = Package(
     ],
     targets: [
         .executableTarget(
-            name: "Foundation",
+            name: "CoreBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "Records", package: "Sluice"),
-                .product(name: "SystemIO", package: "Sluice"),
+                .product(name: "Records", package: sluice),
+                .product(name: "SystemIO", package: sluice),
             ],
-            path: "Benchmarks/Foundation",
+            path: "Benchmarks/CoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
     ]
