@@ -52,7 +52,11 @@ let package = Package(
         .testTarget(name: "ArchitectureTests"),
         .testTarget(
             name: "KafkaProtocolTests",
-            dependencies: ["KafkaProtocol", "MessageGenerator", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "KafkaProtocol", "MessageGenerator",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]
