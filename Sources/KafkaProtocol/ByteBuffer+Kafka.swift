@@ -1,4 +1,5 @@
 import NIOCore
+import Records
 
 /// Kafka's primitive encodings on `ByteBuffer`. Every read checks the bytes that remain (and,
 /// for lengths, a limit) before it allocates or slices; every failure names its field.
@@ -43,71 +44,40 @@ extension ByteBuffer {
         writeInteger(value.low)
     }
 
-    // MARK: - varints
+    // MARK: - varints (the encodings live in Records; these add field context to failures)
 
-    /// Unsigned LEB128 varint of at most 5 bytes (32 bits).
     public mutating func readUnsignedVarint(field: StaticString) throws(DecodeError) -> UInt32 {
-        var result: UInt32 = 0
-        for i in 0..<5 {
-            guard let byte = readInteger(as: UInt8.self) else {
-                throw DecodeError(.truncated(needed: 1, remaining: 0), field: "\(field)")
-            }
-            if i == 4 && byte > 0x0F { throw DecodeError(.malformedVarint, field: "\(field)") }
-            result |= UInt32(byte & 0x7F) << (7 * UInt32(i))
-            if byte & 0x80 == 0 { return result }
-        }
-        throw DecodeError(.malformedVarint, field: "\(field)")
+        guard let value = readUnsignedVarint32() else { throw varintError(field) }
+        return value
     }
 
-    public mutating func writeUnsignedVarint(_ value: UInt32) {
-        var v = value
-        while v >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        writeInteger(UInt8(v))
-    }
+    public mutating func writeUnsignedVarint(_ value: UInt32) { writeUnsignedVarint32(value) }
 
-    /// Unsigned varlong of at most 10 bytes.
     public mutating func readUnsignedVarlong(field: StaticString) throws(DecodeError) -> UInt64 {
-        var result: UInt64 = 0
-        for i in 0..<10 {
-            guard let byte = readInteger(as: UInt8.self) else {
-                throw DecodeError(.truncated(needed: 1, remaining: 0), field: "\(field)")
-            }
-            if i == 9 && byte > 0x01 { throw DecodeError(.malformedVarint, field: "\(field)") }
-            result |= UInt64(byte & 0x7F) << (7 * UInt64(i))
-            if byte & 0x80 == 0 { return result }
-        }
-        throw DecodeError(.malformedVarint, field: "\(field)")
+        guard let value = readUnsignedVarint64() else { throw varintError(field) }
+        return value
     }
 
-    public mutating func writeUnsignedVarlong(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        writeInteger(UInt8(v))
-    }
+    public mutating func writeUnsignedVarlong(_ value: UInt64) { writeUnsignedVarint64(value) }
 
-    /// Zigzag (signed) varint, as record fields use.
     public mutating func readVarint(field: StaticString) throws(DecodeError) -> Int32 {
-        let raw = try readUnsignedVarint(field: field)
-        return Int32(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        guard let value = readZigZagVarint32() else { throw varintError(field) }
+        return value
     }
 
-    public mutating func writeVarint(_ value: Int32) {
-        writeUnsignedVarint(UInt32(bitPattern: (value << 1) ^ (value >> 31)))
-    }
+    public mutating func writeVarint(_ value: Int32) { writeZigZagVarint32(value) }
 
     public mutating func readVarlong(field: StaticString) throws(DecodeError) -> Int64 {
-        let raw = try readUnsignedVarlong(field: field)
-        return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        guard let value = readZigZagVarint64() else { throw varintError(field) }
+        return value
     }
 
-    public mutating func writeVarlong(_ value: Int64) {
-        writeUnsignedVarlong(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    public mutating func writeVarlong(_ value: Int64) { writeZigZagVarint64(value) }
+
+    private func varintError(_ field: StaticString) -> DecodeError {
+        readableBytes < 10 && readableBytesView.allSatisfy({ $0 & 0x80 != 0 })
+            ? DecodeError(.truncated(needed: readableBytes + 1, remaining: readableBytes), field: "\(field)")
+            : DecodeError(.malformedVarint, field: "\(field)")
     }
 
     // MARK: - lengths

@@ -1,0 +1,91 @@
+import NIOCore
+
+/// Builds record batches: for control markers, the CLI producer, our client and tests.
+public struct RecordBatchBuilder {
+    public struct Input: Sendable {
+        public var key: ByteBuffer?
+        public var value: ByteBuffer?
+        public var headers: [Record.Header]
+        public var timestamp: Int64
+
+        public init(key: ByteBuffer? = nil, value: ByteBuffer?, headers: [Record.Header] = [], timestamp: Int64) {
+            self.key = key
+            self.value = value
+            self.headers = headers
+            self.timestamp = timestamp
+        }
+    }
+
+    public var baseOffset: Int64 = 0
+    public var partitionLeaderEpoch: Int32 = -1
+    public var compression: CompressionCodec = .none
+    public var logAppendTime = false
+    public var transactional = false
+    public var control = false
+    public var producerId: Int64 = -1
+    public var producerEpoch: Int16 = -1
+    public var baseSequence: Int32 = -1
+
+    public init() {}
+
+    public func build(_ records: [Input]) throws(CompressionError) -> ByteBuffer {
+        precondition(!records.isEmpty, "a batch holds at least one record")
+        let baseTimestamp = records.map(\.timestamp).min()!
+        let maxTimestamp = records.map(\.timestamp).max()!
+        var body = ByteBuffer()
+        for (i, input) in records.enumerated() {
+            Record(timestampDelta: input.timestamp - baseTimestamp, offsetDelta: Int32(i),
+                   key: input.key, value: input.value, headers: input.headers).write(to: &body)
+        }
+        if compression != .none {
+            let plain = Array(body.readableBytesView)
+            body = ByteBuffer(bytes: try Compression.compress(plain, codec: compression))
+        }
+        var attributes = Int16(compression.rawValue)
+        if logAppendTime { attributes |= RecordBatch.Attribute.logAppendTime }
+        if transactional { attributes |= RecordBatch.Attribute.transactional }
+        if control { attributes |= RecordBatch.Attribute.control }
+
+        var batch = ByteBuffer()
+        batch.reserveCapacity(RecordBatch.headerBytes + body.readableBytes)
+        batch.writeInteger(baseOffset)
+        batch.writeInteger(Int32(RecordBatch.headerBytes - RecordBatch.lengthFieldEnd + body.readableBytes))
+        batch.writeInteger(partitionLeaderEpoch)
+        batch.writeInteger(RecordBatch.magic)
+        batch.writeInteger(UInt32(0))  // CRC, set below
+        batch.writeInteger(attributes)
+        batch.writeInteger(Int32(records.count - 1))
+        batch.writeInteger(baseTimestamp)
+        batch.writeInteger(maxTimestamp)
+        batch.writeInteger(producerId)
+        batch.writeInteger(producerEpoch)
+        batch.writeInteger(baseSequence)
+        batch.writeInteger(Int32(records.count))
+        batch.writeBuffer(&body)
+        let crc = batch.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[21...])) }
+        batch.setInteger(crc, at: 17)
+        return batch
+    }
+
+    /// A transaction marker: a control batch with one record whose key is (version 0, type) and
+    /// whose value is (version 0, coordinator epoch).
+    public enum ControlType: Int16, Sendable { case abort = 0, commit = 1 }
+
+    public static func controlBatch(
+        _ type: ControlType, producerId: Int64, producerEpoch: Int16, coordinatorEpoch: Int32, timestamp: Int64
+    ) -> ByteBuffer {
+        var key = ByteBuffer()
+        key.writeInteger(Int16(0))
+        key.writeInteger(type.rawValue)
+        var value = ByteBuffer()
+        value.writeInteger(Int16(0))
+        value.writeInteger(coordinatorEpoch)
+        var builder = RecordBatchBuilder()
+        builder.control = true
+        builder.transactional = true
+        builder.producerId = producerId
+        builder.producerEpoch = producerEpoch
+        // Uncompressed, so building cannot fail.
+        return try! builder.build([Input(key: key, value: value, timestamp: timestamp)])
+    }
+}
