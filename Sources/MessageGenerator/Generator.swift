@@ -124,6 +124,16 @@ enum Generator {
             let f = request.flexibleVersions
             out += "        case .\(caseName(request.name)): \(f.isNone ? "nil" : String(f.lower))\n"
         }
+        out += "        }\n    }\n\n    /// The generated request body type.\n    public var requestType: any KafkaMessage.Type {\n        switch self {\n"
+        for key in keys {
+            guard let request = apis[key]?.request else { continue }
+            out += "        case .\(caseName(request.name)): \(request.name).self\n"
+        }
+        out += "        }\n    }\n\n    /// The generated response body type.\n    public var responseType: any KafkaMessage.Type {\n        switch self {\n"
+        for key in keys {
+            guard let request = apis[key]?.request, let response = apis[key]?.response else { continue }
+            out += "        case .\(caseName(request.name)): \(response.name).self\n"
+        }
         out += "        }\n    }\n}\n"
         return out
     }
