@@ -1,12 +1,13 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke
 
 ## Install what is missing, build, and run every test.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) fuzz-smoke
 
 deps:
 	@scripts/install-deps.sh
@@ -27,4 +28,27 @@ clean:
 ## Regenerate the wire codec from Kafka's schemas (development checkouts: needs ../shared).
 SCHEMAS ?= ../shared/kafka-protocol
 generate:
-	$(SWIFT) run MessageGenerator $(SCHEMAS) Sources/KafkaProtocol/Generated Tests/KafkaProtocolTests/Generated
+	$(SWIFT) run MessageGenerator $(SCHEMAS) Sources/KafkaProtocol/Generated Tests/KafkaProtocolTests/Generated docs/protocol-coverage.md
+
+## libFuzzer targets (Fuzz/Package.swift): FuzzRequest (frames, headers, every request and
+## response body) and FuzzRecordBatch (batch splitting, CRC, records, decompression).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS = FuzzRequest FuzzRecordBatch
+fuzz-build:
+	$(SWIFT) build -c release --package-path Fuzz --scratch-path .build-fuzz
+
+fuzz: deps fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$t; \
+	  echo "== $$t for $(FUZZ_SECONDS)s"; \
+	  .build-fuzz/release/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    .build-fuzz/corpus/$$t Fuzz/corpus/$$(echo $$t | sed 's/Fuzz//' | tr A-Z a-z) || exit 1; \
+	done
+
+## A few seconds per target, as part of `make test`.
+fuzz-smoke: fuzz-build
+	@if $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 SWIFT=$(SWIFT) > .build-fuzz/smoke.log 2>&1; then \
+	  grep -E "^==|^Done" .build-fuzz/smoke.log; \
+	else \
+	  tail -40 .build-fuzz/smoke.log; echo "fuzz smoke run FAILED"; exit 1; \
+	fi
