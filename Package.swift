@@ -34,6 +34,16 @@ let package = Package(
         ),
         // Record batches as they are on the wire and on disk: CRC-32C, compression codecs.
         .target(name: "Records", dependencies: ["CSluice", .product(name: "NIOCore", package: "swift-nio")]),
+        // Segments, indexes, recovery, retention: Kafka's log format, no knowledge of requests.
+        .target(
+            name: "LogStorage",
+            dependencies: [
+                "SystemIO", "Records",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The Kafka wire codec: primitives, headers, frame decoder, and Generated/ (committed
         // output of MessageGenerator over Kafka's JSON schemas).
         .target(
@@ -50,6 +60,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ArchitectureTests"),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Records", "SystemIO"]),
         .testTarget(
             name: "KafkaProtocolTests",
             dependencies: [

@@ -49,6 +49,42 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Writes every byte of an array (small metadata files; the data path uses buffers).
+    public func writeAll(_ bytes: [UInt8], at offset: Int64) throws(Errno) {
+        let fd = descriptor
+        let result: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                switch retryingInterrupts({ pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done)) }) {
+                case .success(let n): done += n
+                case .failure(let e): return .failure(e)
+                }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    /// Reads up to `count` bytes from `offset` into a new array (shorter at end of file).
+    public func read(count: Int, at offset: Int64) throws(Errno) -> [UInt8] {
+        let fd = descriptor
+        var bytes = [UInt8](repeating: 0, count: count)
+        let result: Result<Int, Errno> = bytes.withUnsafeMutableBytes { raw in
+            var done = 0
+            while done < raw.count {
+                switch retryingInterrupts({ pread(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done)) }) {
+                case .success(0): return .success(done)
+                case .success(let n): done += n
+                case .failure(let e): return .failure(e)
+                }
+            }
+            return .success(done)
+        }
+        let n = try result.get()
+        if n < count { bytes.removeSubrange(n...) }
+        return bytes
+    }
+
     /// One `pread(2)`; returns 0 at end of file.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         try retryingInterrupts { pread(descriptor, buffer.baseAddress, buffer.count, off_t(offset)) }.get()

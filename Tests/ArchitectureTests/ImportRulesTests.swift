@@ -12,10 +12,10 @@ struct ImportRulesTests {
     static let allowed: [String: Set<String>] = [
         "SystemIO": ["CSluice", "Logging"],
         "Records": ["CSluice", "NIOCore"],
-        "LogStorage": ["SystemIO", "Records", "CSluice", "Logging", "Metrics", "Atomics", "DequeModule", "Collections"],
+        "LogStorage": ["SystemIO", "Records", "CSluice", "NIOCore", "NIOConcurrencyHelpers", "Logging", "Metrics", "Atomics", "DequeModule", "Collections"],
         "KafkaProtocol": ["Records", "NIOCore"],
         "Coordination": ["KafkaProtocol", "Records"],
-        "Broker": ["LogStorage", "KafkaProtocol", "Coordination", "Records", "SystemIO", "CSluice", "NIOCore", "NIOPosix",
+        "Broker": ["NIOConcurrencyHelpers", "LogStorage", "KafkaProtocol", "Coordination", "Records", "SystemIO", "CSluice", "NIOCore", "NIOPosix",
                    "Logging", "Metrics", "Prometheus", "ServiceLifecycle", "Atomics", "Collections", "DequeModule"],
         "KafkaClient": ["KafkaProtocol", "Records", "NIOCore", "NIOPosix", "Logging"],
         "MessageGenerator": [],

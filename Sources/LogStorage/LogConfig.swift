@@ -1,0 +1,97 @@
+/// Per-log settings. Kafka's topic config names where one exists; Sluice's own knobs carry the
+/// `sluice.` prefix. Defaults are Kafka's unless stated.
+public struct LogConfig: Sendable, Equatable {
+    public enum IOMode: String, Sendable { case buffered, direct }
+    public enum Durability: String, Sendable { case none, interval, ack }
+    public enum TimestampType: String, Sendable { case createTime = "CreateTime", logAppendTime = "LogAppendTime" }
+
+    /// `segment.bytes`: roll when the active segment would pass this size.
+    public var segmentBytes = 1 << 30
+    /// `segment.ms`: roll when the active segment's first append is older than this.
+    public var segmentMs: Int64 = 7 * 24 * 3_600_000
+    /// `segment.index.bytes`: preallocated size of each offset and time index.
+    public var segmentIndexBytes = 10 << 20
+    /// `index.interval.bytes`: bytes of log between index entries.
+    public var indexIntervalBytes = 4096
+    /// `retention.ms`: delete segments whose newest record is older (-1: keep forever).
+    public var retentionMs: Int64 = 7 * 24 * 3_600_000
+    /// `retention.bytes`: delete oldest segments while the log is larger (-1: no limit).
+    public var retentionBytes: Int64 = -1
+    /// `file.delete.delay.ms`: how long a deleted segment waits as `.deleted` before unlink.
+    public var fileDeleteDelayMs: Int64 = 60_000
+    /// `flush.messages` / `flush.ms`: with durability `interval`, fsync after this many
+    /// messages or this long (Kafka's defaults: never, leaving it to the page cache).
+    public var flushMessages: Int64 = Int64.max
+    public var flushMs: Int64 = Int64.max
+    /// `preallocate`: fallocate the whole segment when it is created.
+    public var preallocate = false
+    /// `message.timestamp.type`.
+    public var timestampType: TimestampType = .createTime
+    /// `max.message.bytes`: the largest batch a producer may append.
+    public var maxMessageBytes = 1_048_588
+    /// `sluice.io.mode`: `buffered` (page cache, Kafka's way) or `direct`.
+    public var ioMode: IOMode = .buffered
+    /// `sluice.durability`: `none` (Kafka's default: page cache, flushed on roll and shutdown),
+    /// `interval` (flush.messages / flush.ms), `ack` (fdatasync before an append is acknowledged).
+    public var durability: Durability = .none
+
+    public init() {}
+
+    public enum ConfigError: Error, Equatable, CustomStringConvertible {
+        case invalid(name: String, value: String, reason: String)
+        public var description: String {
+            switch self { case let .invalid(n, v, r): "invalid value \(v) for \(n): \(r)" }
+        }
+    }
+
+    /// Every name this type understands, with the value it has now (for DescribeConfigs).
+    public var entries: [(name: String, value: String)] {
+        [("segment.bytes", "\(segmentBytes)"), ("segment.ms", "\(segmentMs)"),
+         ("segment.index.bytes", "\(segmentIndexBytes)"), ("index.interval.bytes", "\(indexIntervalBytes)"),
+         ("retention.ms", "\(retentionMs)"), ("retention.bytes", "\(retentionBytes)"),
+         ("file.delete.delay.ms", "\(fileDeleteDelayMs)"), ("flush.messages", "\(flushMessages)"),
+         ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
+         ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
+         ("sluice.io.mode", ioMode.rawValue), ("sluice.durability", durability.rawValue)]
+    }
+
+    public static let knownNames: Set<String> = Set(LogConfig().entries.map(\.name))
+
+    /// Applies one `name=value`; unknown names return false (the caller decides how to warn).
+    @discardableResult
+    public mutating func set(_ name: String, _ value: String) throws(ConfigError) -> Bool {
+        func int(_ min: Int64 = Int64.min) throws(ConfigError) -> Int64 {
+            guard let v = Int64(value), v >= min else { throw .invalid(name: name, value: value, reason: "expected an integer ≥ \(min)") }
+            return v
+        }
+        switch name {
+        case "segment.bytes": segmentBytes = Int(try int(14))
+        case "segment.ms": segmentMs = try int(1)
+        case "segment.index.bytes": segmentIndexBytes = Int(try int(8))
+        case "index.interval.bytes": indexIntervalBytes = Int(try int(0))
+        case "retention.ms": retentionMs = try int(-1)
+        case "retention.bytes": retentionBytes = try int(-1)
+        case "file.delete.delay.ms": fileDeleteDelayMs = try int(0)
+        case "flush.messages": flushMessages = try int(1)
+        case "flush.ms": flushMs = try int(0)
+        case "max.message.bytes": maxMessageBytes = Int(try int(0))
+        case "preallocate":
+            guard let b = Bool(value.lowercased()) else { throw .invalid(name: name, value: value, reason: "expected true or false") }
+            preallocate = b
+        case "message.timestamp.type":
+            guard let t = TimestampType(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected CreateTime or LogAppendTime") }
+            timestampType = t
+        case "sluice.io.mode":
+            guard let m = IOMode(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected buffered or direct") }
+            // Refused rather than silently ignored until the O_DIRECT append path lands.
+            guard m == .buffered else { throw .invalid(name: name, value: value, reason: "direct I/O is not implemented yet; use buffered") }
+            ioMode = m
+        case "sluice.durability":
+            guard let d = Durability(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected none, interval or ack") }
+            durability = d
+        default:
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,176 @@
+import Logging
+import NIOConcurrencyHelpers
+import SystemIO
+
+/// All partition logs under one log directory: loading and recovery at start, creation and
+/// deletion, checkpoints, retention, and the clean-shutdown marker.
+///
+/// Files at the log directory root (Kafka's names and text formats):
+/// - `recovery-point-offset-checkpoint`: per partition, the offset below which data was flushed;
+/// - `log-start-offset-checkpoint`: per partition, the log start offset (DeleteRecords);
+/// - `.kafka_cleanshutdown`: present only after a clean shutdown; when it is missing at start,
+///   every segment beyond the recovery point is re-validated.
+public final class LogManager: @unchecked Sendable {
+    public static let cleanShutdownFile = ".kafka_cleanshutdown"
+    public static let recoveryPointFile = "recovery-point-offset-checkpoint"
+    public static let logStartFile = "log-start-offset-checkpoint"
+
+    public let logDir: String
+    public let hadCleanShutdown: Bool
+    private let lock = NIOLock()
+    private var logs: [String: PartitionLog] = [:]
+    private let logger: Logger
+
+    /// Opens the directory, recovering what a crash left. `configFor` gives each topic's config.
+    public init(logDir: String, nowMs: Int64, logger: Logger = Logger(label: "sluice.storage"),
+                configFor: (String) -> LogConfig) throws(StorageError) {
+        self.logDir = logDir
+        self.logger = logger
+        do { try Directory.create(logDir) } catch { throw error.at(logDir) }
+        let marker = "\(logDir)/\(Self.cleanShutdownFile)"
+        hadCleanShutdown = Directory.fileExists(marker)
+        if hadCleanShutdown {
+            try? FileSystem.remove(marker)
+            try? FileSystem.syncDirectory(logDir)
+        }
+        let recovery = Self.readCheckpoint("\(logDir)/\(Self.recoveryPointFile)")
+        let starts = Self.readCheckpoint("\(logDir)/\(Self.logStartFile)")
+        let names: [String]
+        do { names = try Directory.list(logDir) } catch { throw error.at(logDir) }
+        for name in names.sorted() where Directory.exists("\(logDir)/\(name)") {
+            if name.hasSuffix("-delete") {
+                try? Directory.removeTree("\(logDir)/\(name)")
+                continue
+            }
+            guard let (topic, partition) = Self.parse(name) else { continue }
+            let log = try PartitionLog(
+                topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: configFor(topic),
+                logStartOffset: starts[name] ?? 0, recoveryPoint: recovery[name] ?? 0, clean: hadCleanShutdown,
+                nowMs: nowMs, logger: logger)
+            logs[name] = log
+        }
+        if !hadCleanShutdown && !logs.isEmpty {
+            logger.warning("no clean-shutdown marker in \(logDir): recovered \(logs.count) logs past their recovery points")
+        }
+    }
+
+    /// "topic-3" -> ("topic", 3); topic names may contain "-".
+    static func parse(_ directoryName: String) -> (String, Int32)? {
+        guard let dash = directoryName.lastIndex(of: "-"),
+              let partition = Int32(directoryName[directoryName.index(after: dash)...]), partition >= 0
+        else { return nil }
+        let topic = String(directoryName[..<dash])
+        return topic.isEmpty ? nil : (topic, partition)
+    }
+
+    public func log(topic: String, partition: Int32) -> PartitionLog? {
+        lock.withLock { logs["\(topic)-\(partition)"] }
+    }
+
+    public var allLogs: [PartitionLog] { lock.withLock { Array(logs.values) } }
+
+    /// Creates the log, or returns the existing one.
+    public func createLog(topic: String, partition: Int32, config: LogConfig, nowMs: Int64) throws(StorageError) -> PartitionLog {
+        try lock.withStorageLock { () throws(StorageError) -> PartitionLog in
+            let name = "\(topic)-\(partition)"
+            if let existing = logs[name] { return existing }
+            let dir = "\(logDir)/\(name)"
+            do {
+                try Directory.create(dir)
+                try FileSystem.syncDirectory(logDir)
+            } catch { throw error.at(dir) }
+            let log = try PartitionLog(topic: topic, partition: partition, directory: dir, config: config,
+                                       logStartOffset: 0, recoveryPoint: 0, clean: true, nowMs: nowMs, logger: logger)
+            logs[name] = log
+            return log
+        }
+    }
+
+    /// Deletes every partition of a topic: renamed to `<name>-delete` first, so a crash midway
+    /// finishes the deletion at the next start.
+    public func deleteLogs(topic: String) {
+        let victims: [PartitionLog] = lock.withLock {
+            let v = logs.values.filter { $0.topic == topic }
+            for l in v { logs.removeValue(forKey: l.name) }
+            return v
+        }
+        for log in victims {
+            let doomed = "\(log.directory).\(UInt64.random(in: 0...UInt64.max))-delete"
+            if (try? FileSystem.rename(log.directory, to: doomed)) != nil {
+                try? FileSystem.syncDirectory(logDir)
+                try? Directory.removeTree(doomed)
+            } else {
+                log.delete()
+            }
+        }
+    }
+
+    public func applyRetention(nowMs: Int64) {
+        for log in allLogs { log.applyRetention(nowMs: nowMs) }
+    }
+
+    /// Flushes every log (the `interval` policy's timer and shutdown use this).
+    public func flushAll(nowMs: Int64) {
+        for log in allLogs {
+            do { try log.flush(nowMs: nowMs) } catch { logger.error("flush of \(log.name) failed: \(error)") }
+        }
+    }
+
+    /// Writes the recovery points and log start offsets.
+    public func checkpoint() throws(StorageError) {
+        let all = allLogs
+        try Self.writeCheckpoint("\(logDir)/\(Self.recoveryPointFile)", all.map { ($0.topic, $0.partition, $0.durableOffset) })
+        try Self.writeCheckpoint("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) })
+    }
+
+    /// Flushes and closes every log, checkpoints, and leaves the clean-shutdown marker.
+    public func shutdown(nowMs: Int64) throws(StorageError) {
+        for log in allLogs { try log.close(nowMs: nowMs) }
+        try checkpoint()
+        let marker = "\(logDir)/\(Self.cleanShutdownFile)"
+        do {
+            let f = try FileHandle.open(marker, [.writeOnly, .create, .truncate])
+            try f.sync()
+            try f.close()
+            try FileSystem.syncDirectory(logDir)
+        } catch { throw error.at(marker) }
+    }
+
+    // MARK: - checkpoint files: "0\n<count>\n<topic> <partition> <offset>\n..."
+
+    static func readCheckpoint(_ path: String) -> [String: Int64] {
+        guard let file = try? FileHandle.open(path, [.readOnly]), let size = try? file.size(), size < 64 << 20 else { return [:] }
+        guard let bytes = try? file.read(count: Int(size), at: 0) else { return [:] }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        guard lines.count >= 2, lines[0] == "0", let count = Int(lines[1]), lines.count >= 2 + count else { return [:] }
+        var out: [String: Int64] = [:]
+        for line in lines[2..<(2 + count)] {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let offset = Int64(parts[2]) else { continue }
+            out["\(parts[0])-\(parts[1])"] = offset
+        }
+        return out
+    }
+
+    static func writeCheckpoint(_ path: String, _ entries: [(String, Int32, Int64)]) throws(StorageError) {
+        var text = "0\n\(entries.count)\n"
+        for (topic, partition, offset) in entries.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
+            text += "\(topic) \(partition) \(offset)\n"
+        }
+        try writeAtomically(path, text)
+    }
+
+    /// tmp + fsync + rename + directory fsync: the file is either the old or the new one.
+    static func writeAtomically(_ path: String, _ text: String) throws(StorageError) {
+        let tmp = path + ".tmp"
+        do {
+            let f = try FileHandle.open(tmp, [.writeOnly, .create, .truncate])
+            try f.writeAll(Array(text.utf8), at: 0)
+            try f.sync()
+            try f.close()
+            try FileSystem.rename(tmp, to: path)
+            let dir = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+            try FileSystem.syncDirectory(dir.isEmpty ? "." : dir)
+        } catch { throw error.at(path) }
+    }
+}

@@ -1,0 +1,228 @@
+import NIOCore
+import Records
+import SystemIO
+
+/// One segment: `<baseOffset>.log` (record batches exactly as appended), its `.index` and
+/// `.timeindex`. Not thread-safe: its `PartitionLog` serialises access.
+final class LogSegment {
+    let baseOffset: Int64
+    let directory: String
+    let logPath: String
+    let log: FileHandle
+    let offsetIndex: OffsetIndex
+    let timeIndex: TimeIndex
+    /// Bytes of valid batches; the file may be longer when preallocated.
+    private(set) var size: Int
+    private(set) var nextOffset: Int64
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var offsetOfMaxTimestamp: Int64 = -1
+    private var bytesSinceIndexEntry = 0
+    /// Wall-clock time of the first append (for segment.ms); nil while empty.
+    private(set) var firstAppendMs: Int64?
+    private(set) var lastAppendMs: Int64 = 0
+    let indexIntervalBytes: Int
+
+    static func name(_ offset: Int64, _ suffix: String) -> String {
+        let digits = String(offset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
+    }
+
+    init(directory: String, baseOffset: Int64, config: LogConfig, nowMs: Int64) throws(StorageError) {
+        self.baseOffset = baseOffset
+        self.directory = directory
+        logPath = "\(directory)/\(Self.name(baseOffset, ".log"))"
+        indexIntervalBytes = config.indexIntervalBytes
+        do {
+            log = try FileHandle.open(logPath, [.readWrite, .create])
+            size = Int(try log.size())
+            if config.preallocate && size == 0 {
+                try log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
+            }
+        } catch { throw error.at(logPath) }
+        offsetIndex = try OffsetIndex(path: "\(directory)/\(Self.name(baseOffset, ".index"))", baseOffset: baseOffset,
+                                      mappedBytes: config.segmentIndexBytes)
+        timeIndex = try TimeIndex(path: "\(directory)/\(Self.name(baseOffset, ".timeindex"))", baseOffset: baseOffset,
+                                  mappedBytes: config.segmentIndexBytes)
+        nextOffset = baseOffset
+        lastAppendMs = nowMs
+    }
+
+    // MARK: - batch headers on disk
+
+    struct BatchHeader {
+        var baseOffset: Int64
+        var lastOffset: Int64
+        var maxTimestamp: Int64
+        var bytes: Int
+    }
+
+    /// Reads the fixed part of the batch at `position`, or nil past the end or on a malformed header.
+    func header(at position: Int) throws(StorageError) -> BatchHeader? {
+        guard position + RecordBatch.headerBytes <= size else { return nil }
+        let raw: [UInt8]
+        do { raw = try log.read(count: RecordBatch.headerBytes, at: Int64(position)) } catch { throw error.at(logPath) }
+        guard raw.count == RecordBatch.headerBytes else { return nil }
+        let buffer = ByteBuffer(bytes: raw)
+        let base = buffer.getInteger(at: 0, as: Int64.self)!
+        let length = Int(buffer.getInteger(at: 8, as: Int32.self)!)
+        let delta = buffer.getInteger(at: 23, as: Int32.self)!
+        let ts = buffer.getInteger(at: 35, as: Int64.self)!
+        let total = length + RecordBatch.lengthFieldEnd
+        guard total >= RecordBatch.headerBytes, position + total <= size, delta >= 0 else { return nil }
+        return BatchHeader(baseOffset: base, lastOffset: base + Int64(delta), maxTimestamp: ts, bytes: total)
+    }
+
+    /// Position of the batch holding `offset` (or the first batch after it), nil if none.
+    func position(of offset: Int64) throws(StorageError) -> (position: Int, header: BatchHeader)? {
+        var position = offsetIndex.lookup(offset).position
+        while let h = try header(at: position) {
+            if h.lastOffset >= offset { return (position, h) }
+            position += h.bytes
+        }
+        return nil
+    }
+
+    // MARK: - append
+
+    /// Writes batches that already carry their final offsets. `batches` are views of `bytes`'s
+    /// contents in order; `bytes` is written as one contiguous range.
+    func append(_ batches: [RecordBatch], nowMs: Int64) throws(StorageError) {
+        var position = size
+        for batch in batches {
+            let slice = batch.buffer
+            do {
+                try slice.withUnsafeReadableBytes { (raw) throws(Errno) in try log.writeAll(raw, at: Int64(position)) }
+            } catch { throw error.at(logPath) }
+            if batch.maxTimestamp > maxTimestamp {
+                maxTimestamp = batch.maxTimestamp
+                offsetOfMaxTimestamp = batch.lastOffset
+            }
+            if bytesSinceIndexEntry > indexIntervalBytes {
+                offsetIndex.append(offset: batch.baseOffset, position: position)
+                timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+                bytesSinceIndexEntry = 0
+            }
+            bytesSinceIndexEntry += batch.byteCount
+            position += batch.byteCount
+            nextOffset = batch.nextOffset
+        }
+        size = position
+        if firstAppendMs == nil { firstAppendMs = nowMs }
+        lastAppendMs = nowMs
+    }
+
+    var indexesFull: Bool { offsetIndex.isFull || timeIndex.isFull }
+
+    // MARK: - read
+
+    /// Whole batches from the one holding `offset`, up to `maxBytes` (at least one batch), stopping
+    /// before any batch at or beyond `upperBound`. Returns (position, length) in the `.log`.
+    func slice(from offset: Int64, maxBytes: Int, upperBound: Int64) throws(StorageError) -> (position: Int, length: Int)? {
+        guard let (start, first) = try position(of: offset), first.baseOffset < upperBound else { return nil }
+        var length = first.bytes
+        var position = start + first.bytes
+        while length < maxBytes, let h = try header(at: position), h.baseOffset < upperBound, length + h.bytes <= maxBytes {
+            length += h.bytes
+            position += h.bytes
+        }
+        return (start, length)
+    }
+
+    func readBytes(position: Int, length: Int) throws(StorageError) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(length)
+        do {
+            let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { (raw) throws(Errno) -> Int in
+                try log.readAll(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: Int64(position))
+            }
+            _ = n
+        } catch { throw error.at(logPath) }
+        return buffer
+    }
+
+    // MARK: - recovery
+
+    /// Re-reads every batch from the start, checking length, magic, CRC and increasing offsets;
+    /// truncates at the first invalid batch and rebuilds both indexes. Returns bytes truncated.
+    func recover(expectedFirstOffset: Int64) throws(StorageError) -> Int {
+        let fileSize: Int
+        do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
+        size = fileSize
+        offsetIndex.storage.entryCount = 0
+        timeIndex.storage.entryCount = 0
+        maxTimestamp = -1
+        offsetOfMaxTimestamp = -1
+        bytesSinceIndexEntry = 0
+        nextOffset = max(baseOffset, expectedFirstOffset)
+        var position = 0
+        var valid = 0
+        scan: while position < fileSize {
+            guard let h = try header(at: position), h.baseOffset >= (position == 0 ? baseOffset : nextOffset) else { break }
+            let bytes = try readBytes(position: position, length: h.bytes)
+            guard let batch = try? RecordBatch(bytes) else { break scan }
+            if batch.maxTimestamp > maxTimestamp {
+                maxTimestamp = batch.maxTimestamp
+                offsetOfMaxTimestamp = batch.lastOffset
+            }
+            if bytesSinceIndexEntry > indexIntervalBytes {
+                offsetIndex.append(offset: batch.baseOffset, position: position)
+                timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+                bytesSinceIndexEntry = 0
+            }
+            bytesSinceIndexEntry += h.bytes
+            position += h.bytes
+            valid = position
+            nextOffset = batch.nextOffset
+        }
+        size = valid
+        let truncated = fileSize - valid
+        if truncated > 0 {
+            do { try log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }
+        }
+        return truncated
+    }
+
+    /// Loads the state of a segment known to be intact (after a clean shutdown): scans batch
+    /// headers only, trusting the indexes on disk.
+    func loadClean() throws(StorageError) {
+        var position = offsetIndex.lastEntry?.position ?? 0
+        nextOffset = offsetIndex.lastEntry?.offset ?? baseOffset
+        if let last = timeIndex.lastEntry { maxTimestamp = last.timestamp; offsetOfMaxTimestamp = last.offset }
+        while let h = try header(at: position) {
+            if h.maxTimestamp > maxTimestamp { maxTimestamp = h.maxTimestamp; offsetOfMaxTimestamp = h.lastOffset }
+            position += h.bytes
+            nextOffset = h.lastOffset + 1
+        }
+        bytesSinceIndexEntry = position - (offsetIndex.lastEntry?.position ?? 0)
+        size = position
+    }
+
+    /// Drops every batch at or after `offset`.
+    func truncate(to offset: Int64) throws(StorageError) {
+        guard let (position, _) = try position(of: offset) else { return }
+        var cut = position
+        // position(of:) returns the batch containing offset; keep it only if it starts before.
+        if let h = try header(at: position), h.baseOffset < offset { cut = position + h.bytes }
+        do { try log.truncate(to: Int64(cut)) } catch { throw error.at(logPath) }
+        offsetIndex.truncate(toOffsetBelow: offset)
+        timeIndex.truncate(toOffsetBelow: offset)
+        _ = try recover(expectedFirstOffset: baseOffset)
+    }
+
+    func flush() throws(StorageError) {
+        do { try log.dataSync() } catch { throw error.at(logPath) }
+        try offsetIndex.storage.flush()
+        try timeIndex.storage.flush()
+    }
+
+    /// Trims indexes and drops preallocated space (on roll and close).
+    func seal() throws(StorageError) {
+        try offsetIndex.storage.trim()
+        try timeIndex.storage.trim()
+        do {
+            if try log.size() != Int64(size) { try log.truncate(to: Int64(size)) }
+        } catch { throw error.at(logPath) }
+    }
+
+    var files: [String] { [logPath, offsetIndex.storage.path, timeIndex.storage.path] }
+}

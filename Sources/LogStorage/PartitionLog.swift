@@ -1,0 +1,354 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Records
+import SystemIO
+
+/// One partition's log: its segments, offsets and durability. Thread-safe; appends are
+/// serialised, and fsyncs happen outside the append lock so that one fdatasync covers every
+/// append that arrived while the previous one ran (group commit).
+public final class PartitionLog: @unchecked Sendable {
+    public let topic: String
+    public let partition: Int32
+    public let directory: String
+    public var name: String { "\(topic)-\(partition)" }
+
+    private let lock = NIOLock()
+    private let flushLock = NIOLock()
+    private var config: LogConfig
+    private var segments: [LogSegment]
+    private var _logStartOffset: Int64
+    private var _durableOffset: Int64
+    private var unflushedMessages: Int64 = 0
+    private var lastFlushMs: Int64
+    private var closed = false
+    private var pendingDeletes: [(files: [String], dueMs: Int64)] = []
+    let logger: Logger
+
+    public struct AppendResult: Sendable, Equatable {
+        public var baseOffset: Int64
+        public var lastOffset: Int64
+        /// The broker time stamped on LogAppendTime topics, else -1.
+        public var logAppendTime: Int64
+        public var logStartOffset: Int64
+    }
+
+    public struct ReadResult: Sendable {
+        /// Whole batches (possibly empty when nothing is at or after the offset yet).
+        public var records: ByteBuffer
+        public var logStartOffset: Int64
+        public var logEndOffset: Int64
+    }
+
+    init(topic: String, partition: Int32, directory: String, config: LogConfig, logStartOffset: Int64,
+         recoveryPoint: Int64, clean: Bool, nowMs: Int64, logger: Logger) throws(StorageError) {
+        self.topic = topic
+        self.partition = partition
+        self.directory = directory
+        self.config = config
+        self.logger = logger
+        lastFlushMs = nowMs
+        let names: [String]
+        do { names = try Directory.list(directory) } catch { throw error.at(directory) }
+        // Leftovers of an interrupted delete are finished now.
+        for n in names where n.hasSuffix(".deleted") { try? FileSystem.remove("\(directory)/\(n)") }
+        let bases = names.filter { $0.hasSuffix(".log") }.compactMap { Int64($0.dropLast(4)) }.sorted()
+        var loaded: [LogSegment] = []
+        for base in bases {
+            loaded.append(try LogSegment(directory: directory, baseOffset: base, config: config, nowMs: nowMs))
+        }
+        if loaded.isEmpty {
+            loaded.append(try LogSegment(directory: directory, baseOffset: max(0, logStartOffset), config: config, nowMs: nowMs))
+        }
+        // Segments wholly below the recovery point were durable and are trusted after a clean
+        // shutdown; everything else is re-validated batch by batch.
+        var expected = loaded[0].baseOffset
+        var keep: [LogSegment] = []
+        for (i, segment) in loaded.enumerated() {
+            let nextBase = i + 1 < loaded.count ? loaded[i + 1].baseOffset : Int64.max
+            if clean || nextBase <= recoveryPoint {
+                try segment.loadClean()
+            } else {
+                let truncated = try segment.recover(expectedFirstOffset: expected)
+                if truncated > 0 {
+                    logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
+                    keep.append(segment)
+                    // Later segments cannot follow a hole: drop them.
+                    for later in loaded[(i + 1)...] {
+                        logger.warning("recovery drops \(later.logPath), which follows a truncated segment")
+                        for f in later.files { try? FileSystem.remove(f) }
+                    }
+                    break
+                }
+            }
+            keep.append(segment)
+            expected = segment.nextOffset
+        }
+        segments = keep
+        _logStartOffset = max(logStartOffset, keep[0].baseOffset)
+        _durableOffset = clean ? keep.last!.nextOffset : min(recoveryPoint, keep.last!.nextOffset)
+        if !clean { _durableOffset = keep.last!.nextOffset }  // everything that survived recovery is on disk now
+    }
+
+    // MARK: - offsets
+
+    public var logStartOffset: Int64 { lock.withLock { _logStartOffset } }
+    public var logEndOffset: Int64 { lock.withLock { segments.last!.nextOffset } }
+    /// Everything below this offset has been fdatasync'd.
+    public var durableOffset: Int64 { lock.withLock { _durableOffset } }
+    public var currentConfig: LogConfig { lock.withLock { config } }
+    public var sizeBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + Int64($1.size) } } }
+    public var segmentCount: Int { lock.withLock { segments.count } }
+
+    public func updateConfig(_ newConfig: LogConfig) { lock.withLock { config = newConfig } }
+
+    // MARK: - append
+
+    /// Appends validated batches (views into the request buffer): assigns offsets by patching
+    /// baseOffset (and the leader epoch, and LogAppendTime where configured), writes them, and
+    /// with durability `ack` returns only after they are on disk.
+    public func append(_ batches: [RecordBatch], leaderEpoch: Int32 = 0, nowMs: Int64) throws(StorageError) -> AppendResult {
+        let total = batches.reduce(0) { $0 + $1.byteCount }
+        let result: AppendResult
+        let durability: LogConfig.Durability
+        let mustFlush: Bool
+        do {
+            lock.lock()
+            defer { lock.unlock() }
+            guard !closed else { throw StorageError.closed }
+            if let tooBig = batches.first(where: { $0.byteCount > config.maxMessageBytes }) {
+                throw StorageError.recordTooLarge(tooBig.byteCount)
+            }
+            var patched: [RecordBatch] = []
+            patched.reserveCapacity(batches.count)
+            var next = segments.last!.nextOffset
+            let first = next
+            let appendTime = config.timestampType == .logAppendTime ? nowMs : -1
+            for var batch in batches {
+                batch.setBaseOffset(next)
+                batch.setPartitionLeaderEpoch(leaderEpoch)
+                if appendTime >= 0 { batch.setLogAppendTime(appendTime) }
+                next = batch.nextOffset
+                patched.append(batch)
+            }
+            try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
+            try segments.last!.append(patched, nowMs: nowMs)
+            unflushedMessages += next - first
+            result = AppendResult(baseOffset: first, lastOffset: next - 1, logAppendTime: appendTime, logStartOffset: _logStartOffset)
+            durability = config.durability
+            mustFlush = durability == .ack ||
+                (durability == .interval && (unflushedMessages >= config.flushMessages || nowMs - lastFlushMs >= config.flushMs))
+        }
+        if mustFlush { try flush(upTo: result.lastOffset + 1, nowMs: nowMs) }
+        return result
+    }
+
+    private func rollIfNeeded(incomingBytes: Int, lastOffset: Int64, nowMs: Int64) throws(StorageError) {
+        let active = segments.last!
+        let full = active.size > 0 && active.size + incomingBytes > config.segmentBytes
+        let old = active.firstAppendMs.map { nowMs - $0 >= config.segmentMs } ?? false
+        let overflow = lastOffset - active.baseOffset > Int64(Int32.max)
+        guard full || old || active.indexesFull || overflow else { return }
+        try roll(nowMs: nowMs)
+    }
+
+    private func roll(nowMs: Int64) throws(StorageError) {
+        let active = segments.last!
+        guard active.size > 0 else { return }
+        try active.seal()
+        segments.append(try LogSegment(directory: directory, baseOffset: active.nextOffset, config: config, nowMs: nowMs))
+        // Kafka flushes a segment when it rolls: the rolled segment becomes durable off the
+        // append path (here: the next flush covers it; durability `none` relies on it too).
+        try active.flush()
+    }
+
+    /// Makes everything below `offset` durable with one fdatasync per dirty segment. Concurrent
+    /// callers queue on the flush lock, and whoever gets it next usually finds its offset
+    /// already covered by the flush that just ran.
+    public func flush(upTo offset: Int64? = nil, nowMs: Int64) throws(StorageError) {
+        do {
+            try flushLock.withStorageLock { () throws(StorageError) in
+                let (target, dirty): (Int64, [LogSegment]) = lock.withLock {
+                    let end = segments.last!.nextOffset
+                    return (end, segments.filter { $0.nextOffset > _durableOffset })
+                }
+                if let offset, lock.withLock({ _durableOffset }) >= offset { return }
+                for segment in dirty { try segment.flush() }
+                lock.withLock {
+                    _durableOffset = max(_durableOffset, target)
+                    unflushedMessages = 0
+                    lastFlushMs = nowMs
+                }
+            }
+        }
+    }
+
+    // MARK: - read
+
+    /// Whole batches from the one holding `offset`, at most `maxBytes` (but at least one batch
+    /// when `minOneBatch`), none at or above `upperBound` (the high watermark or LSO).
+    public func read(from offset: Int64, maxBytes: Int, upperBound: Int64? = nil, minOneBatch: Bool = true) throws(StorageError) -> ReadResult {
+        do {
+            return try lock.withStorageLock { () throws(StorageError) -> ReadResult in
+                let end = segments.last!.nextOffset
+                guard offset >= _logStartOffset && offset <= end else {
+                    throw StorageError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
+                }
+                let bound = min(upperBound ?? end, end)
+                var records = ByteBuffer()
+                guard offset < bound else { return ReadResult(records: records, logStartOffset: _logStartOffset, logEndOffset: end) }
+                let index = segmentIndex(for: offset)
+                for segment in segments[index...] {
+                    let room = maxBytes - records.readableBytes
+                    if room <= 0 && !(minOneBatch && records.readableBytes == 0) { break }
+                    let allowance = records.readableBytes == 0 && minOneBatch ? max(room, 1) : room
+                    guard let (position, length) = try segment.slice(from: offset, maxBytes: allowance, upperBound: bound) else { continue }
+                    if records.readableBytes > 0 && length > room { break }
+                    var bytes = try segment.readBytes(position: position, length: length)
+                    records.writeBuffer(&bytes)
+                    if records.readableBytes >= maxBytes { break }
+                }
+                return ReadResult(records: records, logStartOffset: _logStartOffset, logEndOffset: end)
+            }
+        }
+    }
+
+    private func segmentIndex(for offset: Int64) -> Int {
+        var low = 0, high = segments.count - 1, found = 0
+        while low <= high {
+            let mid = (low + high) / 2
+            if segments[mid].baseOffset <= offset { found = mid; low = mid + 1 } else { high = mid - 1 }
+        }
+        return found
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp.
+    public func offset(forTimestamp timestamp: Int64) throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
+        do {
+            return try lock.withStorageLock { () throws(StorageError) -> (Int64, Int64)? in
+                for segment in segments where segment.maxTimestamp >= timestamp {
+                    var position = try segment.position(of: max(segment.timeIndex.lookup(timestamp), _logStartOffset))?.position ?? 0
+                    while let h = try segment.header(at: position) {
+                        defer { position += h.bytes }
+                        guard h.maxTimestamp >= timestamp else { continue }
+                        guard let batch = try? RecordBatch(try segment.readBytes(position: position, length: h.bytes), verifyCRC: false) else {
+                            throw StorageError.corrupt("unreadable batch at \(position) in \(segment.logPath)")
+                        }
+                        if batch.isLogAppendTime {
+                            return (max(batch.baseOffset, _logStartOffset), batch.maxTimestamp)
+                        }
+                        guard let records = try? batch.records() else { return (batch.baseOffset, batch.maxTimestamp) }
+                        for r in records {
+                            let ts = batch.baseTimestamp + r.timestampDelta
+                            let offset = batch.baseOffset + Int64(r.offsetDelta)
+                            if ts >= timestamp && offset >= _logStartOffset { return (offset, ts) }
+                        }
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    public var maxTimestampAndOffset: (offset: Int64, timestamp: Int64)? {
+        lock.withLock {
+            var best: (Int64, Int64)? = nil
+            for s in segments where s.maxTimestamp >= 0 && (best == nil || s.maxTimestamp > best!.1) {
+                best = (s.offsetOfMaxTimestamp, s.maxTimestamp)
+            }
+            return best
+        }
+    }
+
+    // MARK: - deletion, retention, truncation
+
+    /// Moves the log start offset forward (DeleteRecords); whole segments below it are deleted.
+    public func deleteRecords(before offset: Int64, nowMs: Int64) throws(StorageError) -> Int64 {
+        try lock.withStorageLock { () throws(StorageError) -> Int64 in
+            let end = segments.last!.nextOffset
+            guard offset <= end else {
+                throw StorageError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
+            }
+            if offset > _logStartOffset { _logStartOffset = offset }
+            while segments.count > 1 && segments[1].baseOffset <= _logStartOffset {
+                scheduleDelete(segments.removeFirst(), nowMs: nowMs)
+            }
+            return _logStartOffset
+        }
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`; never touches the active segment.
+    /// Returns how many segments were deleted. Also unlinks deletions whose delay has passed.
+    @discardableResult
+    public func applyRetention(nowMs: Int64) -> Int {
+        lock.withLock {
+            var deleted = 0
+            while segments.count > 1 {
+                let oldest = segments[0]
+                let expired = config.retentionMs >= 0 && oldest.maxTimestamp >= 0 && nowMs - oldest.maxTimestamp > config.retentionMs
+                let emptyOld = config.retentionMs >= 0 && oldest.maxTimestamp < 0 && nowMs - oldest.lastAppendMs > config.retentionMs
+                let total = segments.reduce(0) { $0 + Int64($1.size) }
+                let oversize = config.retentionBytes >= 0 && total - Int64(oldest.size) >= config.retentionBytes
+                guard expired || emptyOld || oversize else { break }
+                segments.removeFirst()
+                _logStartOffset = max(_logStartOffset, segments[0].baseOffset)
+                scheduleDelete(oldest, nowMs: nowMs)
+                deleted += 1
+            }
+            pendingDeletes.removeAll { entry in
+                guard entry.dueMs <= nowMs else { return false }
+                for f in entry.files { try? FileSystem.remove(f) }
+                return true
+            }
+            return deleted
+        }
+    }
+
+    /// Renames a segment's files to `.deleted`; they are unlinked after file.delete.delay.ms.
+    private func scheduleDelete(_ segment: LogSegment, nowMs: Int64) {
+        var renamed: [String] = []
+        for f in segment.files {
+            if (try? FileSystem.rename(f, to: f + ".deleted")) != nil { renamed.append(f + ".deleted") }
+        }
+        pendingDeletes.append((renamed, nowMs + config.fileDeleteDelayMs))
+        logger.info("deleting segment \(segment.logPath) (offsets \(segment.baseOffset)..<\(segment.nextOffset))")
+    }
+
+    /// Drops everything at or after `offset` (for replication's truncation).
+    public func truncate(to offset: Int64, nowMs: Int64) throws(StorageError) {
+        try lock.withStorageLock { () throws(StorageError) in
+            while segments.count > 1 && segments.last!.baseOffset >= offset {
+                let s = segments.removeLast()
+                for f in s.files { try? FileSystem.remove(f) }
+            }
+            try segments.last!.truncate(to: offset)
+            _durableOffset = min(_durableOffset, segments.last!.nextOffset)
+        }
+    }
+
+    // MARK: - close
+
+    /// Flushes and seals the active segment; the log cannot be used afterwards.
+    public func close(nowMs: Int64) throws(StorageError) {
+        try flush(nowMs: nowMs)
+        try lock.withStorageLock { () throws(StorageError) in
+            guard !closed else { return }
+            closed = true
+            for s in segments { try s.seal() }
+            for entry in pendingDeletes { for f in entry.files { try? FileSystem.remove(f) } }
+            pendingDeletes.removeAll()
+        }
+    }
+
+    /// Closes and removes every file (topic deletion).
+    public func delete() {
+        lock.withLock {
+            closed = true
+            for s in segments { for f in s.files { try? FileSystem.remove(f) } }
+            for entry in pendingDeletes { for f in entry.files { try? FileSystem.remove(f) } }
+            segments.removeAll { _ in false }
+        }
+        try? Directory.removeTree(directory)
+    }
+}

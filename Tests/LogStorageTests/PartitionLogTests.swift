@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import Records
+import SystemIO
+import Testing
+@testable import LogStorage
+
+@Suite("Partition log")
+struct PartitionLogTests {
+    static func smallConfig() -> LogConfig {
+        var c = LogConfig()
+        c.segmentBytes = 16 << 10
+        c.indexIntervalBytes = 1024
+        c.segmentIndexBytes = 4096
+        return c
+    }
+
+    @Test("appends get contiguous offsets across rolls, and every record reads back")
+    func appendRollRead() throws {
+        let dir = TempDir()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        let log = try manager.createLog(topic: "t", partition: 0, config: Self.smallConfig(), nowMs: 0)
+        var expected: [(Int64, String)] = []
+        var next: Int64 = 0
+        for i in 0..<200 {
+            let n = 1 + i % 7
+            let result = try log.append([makeBatch(n, tag: "b\(i)")], nowMs: Int64(i))
+            #expect(result.baseOffset == next && result.lastOffset == next + Int64(n) - 1)
+            for j in 0..<n { expected.append((next + Int64(j), String(repeating: "v", count: 20) + "b\(i)-\(j)")) }
+            next += Int64(n)
+        }
+        #expect(log.logEndOffset == next)
+        #expect(log.segmentCount >= 3)
+        let back = try readAll(log)
+        #expect(back.map(\.0) == expected.map(\.0))
+        #expect(back.map(\.1) == expected.map(\.1))
+        // Reads from arbitrary offsets start at the batch holding them.
+        for target: Int64 in [0, 1, 17, next / 2, next - 1] {
+            let r = try log.read(from: target, maxBytes: 1)
+            let first = RecordBatchSequence(r.records).first { _ in true }!
+            #expect(first.baseOffset <= target && first.lastOffset >= target)
+        }
+        #expect(throws: StorageError.self) { _ = try log.read(from: next + 1, maxBytes: 100) }
+        try manager.shutdown(nowMs: 1)
+        let report = SegmentChecker.check(directory: log.directory, startOffset: 0)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(report.records == next)
+        #expect(report.indexEntries > 0)
+    }
+
+    @Test("a clean restart restores offsets and data without re-validating")
+    func cleanRestart() throws {
+        let dir = TempDir()
+        do {
+            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+            let log = try manager.createLog(topic: "orders", partition: 2, config: Self.smallConfig(), nowMs: 0)
+            for i in 0..<50 { _ = try log.append([makeBatch(3, tag: "x\(i)")], nowMs: 0) }
+            try manager.shutdown(nowMs: 0)
+        }
+        #expect(Directory.fileExists("\(dir.path)/.kafka_cleanshutdown"))
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        #expect(manager.hadCleanShutdown)
+        #expect(!Directory.fileExists("\(dir.path)/.kafka_cleanshutdown"))
+        let log = try #require(manager.log(topic: "orders", partition: 2))
+        #expect(log.logEndOffset == 150)
+        #expect(try readAll(log).count == 150)
+        let r = try log.append([makeBatch(1, tag: "after")], nowMs: 0)
+        #expect(r.baseOffset == 150)
+    }
+
+    @Test("after a crash, a torn or corrupt tail is cut at the first invalid batch", arguments: ["torn", "flipped", "garbage"])
+    func crashRecovery(damage: String) throws {
+        let dir = TempDir()
+        let path: String
+        do {
+            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+            let log = try manager.createLog(topic: "t", partition: 0, config: Self.smallConfig(), nowMs: 0)
+            for i in 0..<10 { _ = try log.append([makeBatch(2, tag: "ok\(i)")], nowMs: 0) }
+            try log.flush(nowMs: 0)
+            try manager.checkpoint()
+            _ = try log.append([makeBatch(2, tag: "last")], nowMs: 0)
+            path = "\(log.directory)/00000000000000000000.log"
+            // No shutdown: the process "dies" here.
+        }
+        let f = try FileHandle.open(path, [.readWrite])
+        let size = try f.size()
+        switch damage {
+        case "torn": try f.truncate(to: size - 7)
+        case "flipped": try f.writeAll([0xFF], at: size - 3)
+        default: try f.writeAll(Array(repeating: 0xAB, count: 40), at: size)
+        }
+        try f.close()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        #expect(!manager.hadCleanShutdown)
+        let log = try #require(manager.log(topic: "t", partition: 0))
+        let expectedEnd: Int64 = damage == "garbage" ? 22 : 20
+        #expect(log.logEndOffset == expectedEnd)
+        #expect(try readAll(log).count == Int(expectedEnd))
+        let report = SegmentChecker.check(directory: log.directory, startOffset: 0)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        // The log accepts appends right after the cut.
+        #expect(try log.append([makeBatch(1, tag: "new")], nowMs: 0).baseOffset == expectedEnd)
+    }
+
+    @Test("retention by size and by time deletes whole old segments, never the active one")
+    func retention() throws {
+        let dir = TempDir()
+        var config = Self.smallConfig()
+        config.retentionBytes = 40 << 10
+        config.fileDeleteDelayMs = 0
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "r", partition: 0, config: config, nowMs: 0)
+        for i in 0..<400 { _ = try log.append([makeBatch(4, tag: "r\(i)", timestamp: 1000)], nowMs: 1000) }
+        let before = log.segmentCount
+        let deleted = log.applyRetention(nowMs: 2000)
+        #expect(deleted > 0 && log.segmentCount == before - deleted)
+        #expect(log.sizeBytes <= 40 << 10 + 16 << 10)
+        #expect(log.logStartOffset > 0)
+        #expect(throws: StorageError.self) { _ = try log.read(from: 0, maxBytes: 10) }
+        #expect(try readAll(log).first?.0 == log.logStartOffset)
+
+        var timed = config
+        timed.retentionBytes = -1
+        timed.retentionMs = 500
+        log.updateConfig(timed)
+        _ = log.applyRetention(nowMs: 1_000_000)
+        #expect(log.segmentCount == 1)  // only the active segment is left
+        let report = SegmentChecker.check(directory: log.directory)
+        #expect(report.problems.isEmpty, "\(report.problems)")
+    }
+
+    @Test("DeleteRecords moves the log start; truncation drops the tail")
+    func deleteRecordsAndTruncate() throws {
+        let dir = TempDir()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        let log = try manager.createLog(topic: "d", partition: 0, config: Self.smallConfig(), nowMs: 0)
+        for i in 0..<100 { _ = try log.append([makeBatch(5, tag: "d\(i)")], nowMs: 0) }
+        #expect(try log.deleteRecords(before: 123, nowMs: 0) == 123)
+        #expect(try readAll(log).first?.0 == 123)
+        try log.truncate(to: 300, nowMs: 0)
+        #expect(log.logEndOffset == 300)
+        #expect(try readAll(log).last?.0 == 299)
+        #expect(try log.append([makeBatch(1, tag: "t")], nowMs: 0).baseOffset == 300)
+        // The start offset survives a restart through its checkpoint.
+        try manager.shutdown(nowMs: 0)
+        let again = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        #expect(again.log(topic: "d", partition: 0)?.logStartOffset == 123)
+    }
+
+    @Test("offset for timestamp finds the first record at or after it; max timestamp is tracked")
+    func timestamps() throws {
+        let dir = TempDir()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        let log = try manager.createLog(topic: "ts", partition: 0, config: Self.smallConfig(), nowMs: 0)
+        for i in 0..<100 { _ = try log.append([makeBatch(10, tag: "t\(i)", timestamp: Int64(i) * 100)], nowMs: 0) }
+        // Batch i holds timestamps i*100 ... i*100+9, offsets 10i ... 10i+9.
+        #expect(try log.offset(forTimestamp: 0)?.offset == 0)
+        #expect(try log.offset(forTimestamp: 505)?.offset == 55)
+        #expect(try log.offset(forTimestamp: 550)?.offset == 60)
+        #expect(try log.offset(forTimestamp: 99_999) == nil)
+        #expect(log.maxTimestampAndOffset?.timestamp == 9909)
+        #expect(log.maxTimestampAndOffset?.offset == 999)
+    }
+
+    @Test("LogAppendTime topics stamp the broker time and keep the CRC valid")
+    func logAppendTime() throws {
+        let dir = TempDir()
+        var config = Self.smallConfig()
+        config.timestampType = .logAppendTime
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "lat", partition: 0, config: config, nowMs: 0)
+        let r = try log.append([makeBatch(3, tag: "l")], nowMs: 777)
+        #expect(r.logAppendTime == 777)
+        let batch = try #require(RecordBatchSequence(try log.read(from: 0, maxBytes: 1000).records).first { _ in true })
+        #expect(batch.isLogAppendTime && batch.maxTimestamp == 777)
+    }
+
+    @Test("durability ack makes every acknowledged offset durable before append returns")
+    func ackDurability() throws {
+        let dir = TempDir()
+        var config = Self.smallConfig()
+        config.durability = .ack
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "a", partition: 0, config: config, nowMs: 0)
+        for i in 0..<20 {
+            let r = try log.append([makeBatch(2, tag: "a\(i)")], nowMs: 0)
+            #expect(log.durableOffset > r.lastOffset)
+        }
+        var none = Self.smallConfig()
+        none.durability = .none
+        let lazy = try manager.createLog(topic: "n", partition: 0, config: none, nowMs: 0)
+        _ = try lazy.append([makeBatch(2, tag: "n")], nowMs: 0)
+        #expect(lazy.durableOffset == 0)
+    }
+
+    @Test("configs keep Kafka's names and refuse bad values")
+    func configNames() throws {
+        var c = LogConfig()
+        #expect(try c.set("segment.bytes", "1048576"))
+        #expect(c.segmentBytes == 1 << 20)
+        #expect(try c.set("retention.ms", "-1"))
+        #expect(try c.set("unknown.thing", "1") == false)
+        #expect(throws: LogConfig.ConfigError.self) { try c.set("segment.bytes", "abc") }
+        #expect(throws: LogConfig.ConfigError.self) { try c.set("sluice.io.mode", "direct") }
+        #expect(try c.set("sluice.durability", "ack") && c.durability == .ack)
+        #expect(LogConfig.knownNames.contains("index.interval.bytes"))
+    }
+}
