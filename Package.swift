@@ -9,10 +9,13 @@ let package = Package(
         .library(name: "SystemIO", targets: ["SystemIO"]),
         .library(name: "Records", targets: ["Records"]),
         .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
+        .library(name: "LogStorage", targets: ["LogStorage"]),
+        .executable(name: "sluice", targets: ["sluice"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // The C shim: io_uring, mmap/fallocate/splice helpers, CRC-32C, compression codecs.
@@ -49,6 +52,28 @@ let package = Package(
         .target(
             name: "KafkaProtocol",
             dependencies: ["Records", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The broker: request handlers wired to storage and metadata, and the NIO server.
+        .target(
+            name: "Broker",
+            dependencies: [
+                "LogStorage", "KafkaProtocol", "Records", "SystemIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executable: `sluice server`, `sluice storage`, CLI tools.
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "Broker", "LogStorage", "KafkaProtocol", "Records", "SystemIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // Reads Kafka's message schemas and writes Sources/KafkaProtocol/Generated.
         .executableTarget(name: "MessageGenerator"),

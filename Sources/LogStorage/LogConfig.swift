@@ -35,6 +35,22 @@ public struct LogConfig: Sendable, Equatable {
     /// `interval` (flush.messages / flush.ms), `ack` (fdatasync before an append is acknowledged).
     public var durability: Durability = .none
 
+    /// Kafka topic configs accepted, stored and shown, but not acted on yet (their defaults are
+    /// Kafka's). `compression.type=producer` is what Sluice does anyway: batches stay as sent.
+    public static let acceptedDefaults: [String: String] = [
+        "cleanup.policy": "delete", "compression.type": "producer", "min.insync.replicas": "1",
+        "unclean.leader.election.enable": "false", "delete.retention.ms": "86400000",
+        "min.compaction.lag.ms": "0", "max.compaction.lag.ms": "9223372036854775807",
+        "min.cleanable.dirty.ratio": "0.5", "segment.jitter.ms": "0",
+        "message.timestamp.difference.max.ms": "9223372036854775807",
+        "message.timestamp.before.max.ms": "9223372036854775807",
+        "message.timestamp.after.max.ms": "9223372036854775807", "message.downconversion.enable": "true",
+        "leader.replication.throttled.replicas": "", "follower.replication.throttled.replicas": "",
+        "remote.storage.enable": "false", "local.retention.ms": "-2", "local.retention.bytes": "-2",
+    ]
+    /// Values of the accepted-but-inactive configs that differ from their defaults.
+    public var accepted: [String: String] = [:]
+
     public init() {}
 
     public enum ConfigError: Error, Equatable, CustomStringConvertible {
@@ -53,6 +69,7 @@ public struct LogConfig: Sendable, Equatable {
          ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
          ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
          ("sluice.io.mode", ioMode.rawValue), ("sluice.durability", durability.rawValue)]
+            + Self.acceptedDefaults.keys.sorted().map { ($0, accepted[$0] ?? Self.acceptedDefaults[$0]!) }
     }
 
     public static let knownNames: Set<String> = Set(LogConfig().entries.map(\.name))
@@ -89,8 +106,20 @@ public struct LogConfig: Sendable, Equatable {
         case "sluice.durability":
             guard let d = Durability(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected none, interval or ack") }
             durability = d
+        case "cleanup.policy":
+            let parts = Set(value.split(separator: ",").map { String($0.filter { $0 != " " }) })
+            guard !parts.isEmpty, parts.isSubset(of: ["delete", "compact"]) else {
+                throw .invalid(name: name, value: value, reason: "expected delete, compact or compact,delete")
+            }
+            accepted[name] = value
+        case "compression.type":
+            guard ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"].contains(value) else {
+                throw .invalid(name: name, value: value, reason: "expected producer, uncompressed, gzip, snappy, lz4 or zstd")
+            }
+            accepted[name] = value
         default:
-            return false
+            guard Self.acceptedDefaults[name] != nil else { return false }
+            accepted[name] = value
         }
         return true
     }

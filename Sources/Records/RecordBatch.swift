@@ -136,7 +136,7 @@ public struct RecordBatch: Sendable, Equatable {
     /// Kafka's checks on a batch a client produced: magic, CRC and length already hold (init);
     /// here the offset deltas, count, control bit and producer fields. With `deep`, every record is
     /// parsed (decompressing) and its offset delta checked against its position.
-    public func validateForAppend(deep: Bool) throws(RecordBatchError) {
+    public func validateForAppend(deep: Bool, decompressedBytesMax: Int = Compression.decompressedBytesMaxDefault) throws(RecordBatchError) {
         if isControl { throw .invalidRecord("clients may not produce control batches") }
         if recordCount <= 0 { throw .invalidRecord("a batch must hold at least one record") }
         if Int64(lastOffsetDelta) + 1 != Int64(recordCount) {
@@ -145,7 +145,7 @@ public struct RecordBatch: Sendable, Equatable {
         if producerId >= 0 && baseSequence < 0 { throw .invalidRecord("idempotent batch without a base sequence") }
         guard compression != nil else { throw .unknownCompression(attributes) }
         guard deep else { return }
-        let records = try records()
+        let records = try records(decompressedBytesMax: decompressedBytesMax)
         for (i, record) in records.enumerated() where record.offsetDelta != Int32(i) {
             throw .invalidRecord("record \(i) has offset delta \(record.offsetDelta)")
         }

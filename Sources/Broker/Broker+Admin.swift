@@ -1,0 +1,347 @@
+import KafkaProtocol
+import LogStorage
+import NIOCore
+
+/// ApiVersions, Metadata, topics, configs, producer ids, cluster description.
+extension Broker {
+    static let authorizedOperationsUnknown = Int32.min
+
+    func handleApiVersions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        _ = try ApiVersionsRequest.decode(from: &body, version: context.version)
+        return frame(ApiVersionsResponse(apiKeys: apiVersionList()), context)
+    }
+
+    func handleMetadata(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try MetadataRequest.decode(from: &body, version: context.version)
+        let (host, port) = config.advertised
+        var response = MetadataResponse(
+            brokers: [.init(nodeId: config.nodeId, host: host, port: Int32(port), rack: nil)],
+            clusterId: clusterId, controllerId: config.nodeId,
+            clusterAuthorizedOperations: Self.authorizedOperationsUnknown)
+        // v0: an empty list means every topic; v1+: null means every topic, empty means none.
+        let all = request.topics == nil || (context.version == 0 && request.topics!.isEmpty)
+        let allowCreate = (context.version < 4 || request.allowAutoTopicCreation) && config.autoCreateTopics
+        var topics: [(String?, Uuid, TopicMetadata?, ErrorCode)] = []
+        if all {
+            topics = metadata.topics.sorted { $0.name < $1.name }.map { ($0.name, $0.id, $0, .none) }
+        } else {
+            for wanted in request.topics! {
+                if let name = wanted.name {
+                    if let t = metadata.topic(name) {
+                        topics.append((name, t.id, t, .none))
+                    } else if !Self.isValidTopicName(name) || name == MetadataStore.logName {
+                        topics.append((name, .zero, nil, .invalidTopicException))
+                    } else if allowCreate, let t = try? createTopic(name, partitions: config.numPartitions, configs: [:]) {
+                        topics.append((name, t.id, t, .none))
+                    } else {
+                        topics.append((name, .zero, nil, .unknownTopicOrPartition))
+                    }
+                } else if let t = metadata.topics.first(where: { $0.id == wanted.topicId }) {
+                    topics.append((t.name, t.id, t, .none))
+                } else {
+                    topics.append((nil, wanted.topicId, nil, .unknownTopicId))
+                }
+            }
+        }
+        for (name, id, topic, error) in topics {
+            var t = MetadataResponse.MetadataResponseTopic(errorCode: error.rawValue, name: name, topicId: id,
+                                                           topicAuthorizedOperations: Self.authorizedOperationsUnknown)
+            if let topic {
+                t.partitions = (0..<topic.partitionCount).map { p in
+                    .init(partitionIndex: p, leaderId: config.nodeId, leaderEpoch: 0, replicaNodes: [config.nodeId],
+                          isrNodes: [config.nodeId], offlineReplicas: [])
+                }
+            }
+            response.topics.append(t)
+        }
+        return frame(response, context)
+    }
+
+    func handleCreateTopics(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try CreateTopicsRequest.decode(from: &body, version: context.version)
+        var response = CreateTopicsResponse()
+        let names = request.topics.map(\.name)
+        for t in request.topics {
+            var r = CreateTopicsResponse.CreatableTopicResult(name: t.name, numPartitions: -1, replicationFactor: -1)
+            func fail(_ code: ErrorCode, _ message: String) { r.errorCode = code.rawValue; r.errorMessage = message }
+            let partitions = t.assignments.isEmpty ? (t.numPartitions == -1 ? config.numPartitions : t.numPartitions) : Int32(t.assignments.count)
+            var configs: [String: String] = [:]
+            var configError: String? = nil
+            var probe = topicDefaults()
+            for c in t.configs {
+                guard let value = c.value else { continue }
+                do {
+                    if try !probe.set(c.name, value) { configError = "unknown topic config \(c.name)" } else { configs[c.name] = value }
+                } catch { configError = "\(error)" }
+            }
+            if names.filter({ $0 == t.name }).count > 1 {
+                fail(.invalidRequest, "topic \(t.name) appears more than once")
+            } else if !Self.isValidTopicName(t.name) || t.name == MetadataStore.logName {
+                fail(.invalidTopicException, "invalid topic name \(t.name)")
+            } else if metadata.topic(t.name) != nil {
+                fail(.topicAlreadyExists, "topic \(t.name) already exists")
+            } else if partitions <= 0 {
+                fail(.invalidPartitions, "the number of partitions must be positive")
+            } else if t.replicationFactor != -1 && t.replicationFactor != 1 {
+                fail(.invalidReplicationFactor, "replication factor \(t.replicationFactor) is larger than the 1 available broker")
+            } else if let configError {
+                fail(.invalidConfig, configError)
+            } else if !request.validateOnly {
+                do {
+                    let created = try createTopic(t.name, partitions: partitions, configs: configs)
+                    r.topicId = created.id
+                } catch {
+                    fail(.kafkaStorageError, "\(error)")
+                }
+            }
+            if r.errorCode == 0 {
+                r.numPartitions = partitions
+                r.replicationFactor = 1
+                r.configs = configEntries(topic: t.name, overrides: configs).map {
+                    .init(name: $0.name, value: $0.value, readOnly: false, configSource: $0.source, isSensitive: false)
+                }
+            }
+            response.topics.append(r)
+        }
+        return frame(response, context)
+    }
+
+    func handleDeleteTopics(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try DeleteTopicsRequest.decode(from: &body, version: context.version)
+        var response = DeleteTopicsResponse()
+        var wanted: [(String?, Uuid)] = request.topicNames.map { ($0, .zero) }
+        wanted += request.topics.map { ($0.name, $0.topicId) }
+        for (name, id) in wanted {
+            let topic = name.flatMap { metadata.topic($0) } ?? (id != .zero ? metadata.topics.first { $0.id == id } : nil)
+            var r = DeleteTopicsResponse.DeletableTopicResult(name: name ?? topic?.name, topicId: topic?.id ?? id)
+            if !config.deleteTopicEnable {
+                r.errorCode = ErrorCode.topicDeletionDisabled.rawValue
+            } else if let topic {
+                do { try deleteTopic(topic.name) } catch { r.errorCode = ErrorCode.kafkaStorageError.rawValue; r.errorMessage = "\(error)" }
+            } else {
+                r.errorCode = (name == nil ? ErrorCode.unknownTopicId : ErrorCode.unknownTopicOrPartition).rawValue
+            }
+            response.responses.append(r)
+        }
+        return frame(response, context)
+    }
+
+    func handleCreatePartitions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try CreatePartitionsRequest.decode(from: &body, version: context.version)
+        var response = CreatePartitionsResponse()
+        for t in request.topics {
+            var r = CreatePartitionsResponse.CreatePartitionsTopicResult(name: t.name)
+            if let topic = metadata.topic(t.name) {
+                if t.count <= topic.partitionCount {
+                    r.errorCode = ErrorCode.invalidPartitions.rawValue
+                    r.errorMessage = "topic has \(topic.partitionCount) partitions; the new count must be larger"
+                } else if !request.validateOnly {
+                    do {
+                        let now = currentTimeMs()
+                        try metadata.addPartitions(t.name, to: t.count, nowMs: now)
+                        for p in topic.partitionCount..<t.count {
+                            _ = try logManager.createLog(topic: t.name, partition: p, config: topicConfig(t.name), nowMs: now)
+                        }
+                    } catch {
+                        r.errorCode = ErrorCode.kafkaStorageError.rawValue
+                        r.errorMessage = "\(error)"
+                    }
+                }
+            } else {
+                r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+            }
+            response.results.append(r)
+        }
+        return frame(response, context)
+    }
+
+    func handleInitProducerId(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try InitProducerIdRequest.decode(from: &body, version: context.version)
+        var response = InitProducerIdResponse(producerId: -1, producerEpoch: -1)
+        if request.transactionalId != nil {
+            // Transactions need the transaction coordinator (not yet built); without FindCoordinator
+            // advertised, clients do not get this far.
+            response.errorCode = ErrorCode.notCoordinator.rawValue
+        } else if request.producerId >= 0 && request.producerEpoch >= 0 && request.producerEpoch < Int16.max - 1 {
+            // KIP-360: an idempotent producer bumps its epoch after an error.
+            response.producerId = request.producerId
+            response.producerEpoch = request.producerEpoch + 1
+        } else {
+            do {
+                response.producerId = try metadata.allocateProducerId(nowMs: currentTimeMs())
+                response.producerEpoch = 0
+            } catch {
+                response.errorCode = ErrorCode.coordinatorNotAvailable.rawValue
+            }
+        }
+        return frame(response, context)
+    }
+
+    func handleDescribeCluster(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        _ = try DescribeClusterRequest.decode(from: &body, version: context.version)
+        let (host, port) = config.advertised
+        let response = DescribeClusterResponse(
+            endpointType: 1, clusterId: clusterId, controllerId: config.nodeId,
+            brokers: [.init(brokerId: config.nodeId, host: host, port: Int32(port), rack: nil)],
+            clusterAuthorizedOperations: Self.authorizedOperationsUnknown)
+        return frame(response, context)
+    }
+
+    // MARK: - configs
+
+    /// Config sources as DescribeConfigs numbers them.
+    enum ConfigSource: Int8 { case topic = 1, dynamicBroker = 2, staticBroker = 4, defaultConfig = 5 }
+
+    func topicDefaults() -> LogConfig {
+        var c = config.logDefaults
+        for (k, v) in metadata.dynamicBrokerConfigs {
+            if let name = BrokerConfig.topicDefaults[k] { _ = try? c.set(name, v) }
+        }
+        return c
+    }
+
+    func configEntries(topic: String, overrides: [String: String]? = nil) -> [(name: String, value: String, source: Int8)] {
+        let set = overrides ?? metadata.topic(topic)?.configs ?? [:]
+        var effective = topicDefaults()
+        for (k, v) in set { _ = try? effective.set(k, v) }
+        var entries = effective.entries.map { e in
+            (name: e.name, value: e.value, source: set[e.name] != nil ? ConfigSource.topic.rawValue : ConfigSource.defaultConfig.rawValue)
+        }
+        return entries.sorted { $0.name < $1.name }
+    }
+
+    func brokerEntries() -> [(name: String, value: String, source: Int8)] {
+        let (host, port) = config.advertised
+        var entries: [(String, String, Int8)] = [
+            ("node.id", "\(config.nodeId)", ConfigSource.staticBroker.rawValue),
+            ("listeners", "PLAINTEXT://\(config.listenerHost):\(config.listenerPort)", ConfigSource.staticBroker.rawValue),
+            ("advertised.listeners", "PLAINTEXT://\(host):\(port)", ConfigSource.staticBroker.rawValue),
+            ("log.dirs", config.logDir, ConfigSource.staticBroker.rawValue),
+            ("num.partitions", "\(config.numPartitions)", ConfigSource.staticBroker.rawValue),
+            ("auto.create.topics.enable", "\(config.autoCreateTopics)", ConfigSource.staticBroker.rawValue),
+            ("delete.topic.enable", "\(config.deleteTopicEnable)", ConfigSource.staticBroker.rawValue),
+            ("socket.request.max.bytes", "\(config.requestBytesMax)", ConfigSource.staticBroker.rawValue),
+        ]
+        let dynamic = metadata.dynamicBrokerConfigs
+        let defaults = topicDefaults()
+        let byTopicName = Dictionary(uniqueKeysWithValues: defaults.entries.map { ($0.name, $0.value) })
+        for (brokerName, topicName) in BrokerConfig.topicDefaults.sorted(by: { $0.key < $1.key }) {
+            entries.append((brokerName, byTopicName[topicName] ?? "", dynamic[brokerName] != nil ? ConfigSource.dynamicBroker.rawValue : ConfigSource.staticBroker.rawValue))
+        }
+        return entries.map { (name: $0.0, value: $0.1, source: $0.2) }
+    }
+
+    func handleDescribeConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try DescribeConfigsRequest.decode(from: &body, version: context.version)
+        var response = DescribeConfigsResponse()
+        for resource in request.resources {
+            var r = DescribeConfigsResponse.DescribeConfigsResult(resourceType: resource.resourceType, resourceName: resource.resourceName)
+            var entries: [(name: String, value: String, source: Int8)] = []
+            switch resource.resourceType {
+            case 2:
+                if metadata.topic(resource.resourceName) != nil {
+                    entries = configEntries(topic: resource.resourceName)
+                } else {
+                    r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    r.errorMessage = "unknown topic \(resource.resourceName)"
+                }
+            case 4:
+                if resource.resourceName.isEmpty || resource.resourceName == "\(config.nodeId)" {
+                    entries = brokerEntries()
+                } else {
+                    r.errorCode = ErrorCode.invalidRequest.rawValue
+                    r.errorMessage = "unknown broker \(resource.resourceName)"
+                }
+            case 8:
+                entries = []
+            default:
+                r.errorCode = ErrorCode.invalidRequest.rawValue
+                r.errorMessage = "unsupported resource type \(resource.resourceType)"
+            }
+            if let keys = resource.configurationKeys { entries = entries.filter { keys.contains($0.name) } }
+            r.configs = entries.map { e in
+                var c = DescribeConfigsResponse.DescribeConfigsResourceResult(
+                    name: e.name, value: e.value, readOnly: resource.resourceType == 4 && e.source == ConfigSource.staticBroker.rawValue,
+                    isDefault: e.source == ConfigSource.defaultConfig.rawValue, configSource: e.source, isSensitive: false)
+                if request.includeSynonyms { c.synonyms = [.init(name: e.name, value: e.value, source: e.source)] }
+                return c
+            }
+            response.results.append(r)
+        }
+        return frame(response, context)
+    }
+
+    /// Validates and applies config changes to a topic (2) or the broker (4); nil removes.
+    func alterConfigs(type: Int8, name: String, _ changes: [(String, String?)], replaceAll: Bool, validateOnly: Bool) -> (ErrorCode, String?) {
+        switch type {
+        case 2:
+            guard let topic = metadata.topic(name) else { return (.unknownTopicOrPartition, "unknown topic \(name)") }
+            var probe = topicDefaults()
+            var final = replaceAll ? [:] : topic.configs
+            for (k, v) in changes {
+                if let v {
+                    do {
+                        if try !probe.set(k, v) { return (.invalidConfig, "unknown topic config \(k)") }
+                    } catch { return (.invalidConfig, "\(error)") }
+                    final[k] = v
+                } else {
+                    final.removeValue(forKey: k)
+                }
+            }
+            if validateOnly { return (.none, nil) }
+            var records: [(String, String?)] = final.map { ($0.key, $0.value) }
+            for k in topic.configs.keys where final[k] == nil { records.append((k, nil)) }
+            do {
+                try metadata.setConfigs(resourceType: 2, resource: name, records.sorted { $0.0 < $1.0 }, nowMs: currentTimeMs())
+            } catch { return (.kafkaStorageError, "\(error)") }
+            let effective = topicConfig(name)
+            for p in 0..<topic.partitionCount { logManager.log(topic: name, partition: p)?.updateConfig(effective) }
+            return (.none, nil)
+        case 4:
+            guard name.isEmpty || name == "\(config.nodeId)" else { return (.invalidRequest, "unknown broker \(name)") }
+            var probe = config.logDefaults
+            for (k, v) in changes {
+                guard let topicName = BrokerConfig.topicDefaults[k] else { return (.invalidConfig, "\(k) cannot be changed dynamically") }
+                if let v { do { try probe.set(topicName, v) } catch { return (.invalidConfig, "\(error)") } }
+            }
+            if validateOnly { return (.none, nil) }
+            do { try metadata.setConfigs(resourceType: 4, resource: "", changes, nowMs: currentTimeMs()) }
+            catch { return (.kafkaStorageError, "\(error)") }
+            for log in logManager.allLogs where log.topic != MetadataStore.logName { log.updateConfig(topicConfig(log.topic)) }
+            return (.none, nil)
+        default:
+            return (.invalidRequest, "unsupported resource type \(type)")
+        }
+    }
+
+    func handleAlterConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try AlterConfigsRequest.decode(from: &body, version: context.version)
+        var response = AlterConfigsResponse()
+        for r in request.resources {
+            let (code, message) = alterConfigs(type: r.resourceType, name: r.resourceName, r.configs.map { ($0.name, $0.value) },
+                                               replaceAll: true, validateOnly: request.validateOnly)
+            response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: r.resourceType, resourceName: r.resourceName))
+        }
+        return frame(response, context)
+    }
+
+    func handleIncrementalAlterConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try IncrementalAlterConfigsRequest.decode(from: &body, version: context.version)
+        var response = IncrementalAlterConfigsResponse()
+        for r in request.resources {
+            var changes: [(String, String?)] = []
+            var bad: String? = nil
+            for c in r.configs {
+                switch c.configOperation {
+                case 0: changes.append((c.name, c.value))
+                case 1: changes.append((c.name, nil))
+                default: bad = "APPEND and SUBTRACT apply to list configs, and \(c.name) is not one"
+                }
+            }
+            let (code, message) = bad.map { _ in (ErrorCode.invalidConfig, bad) } ??
+                alterConfigs(type: r.resourceType, name: r.resourceName, changes, replaceAll: false, validateOnly: request.validateOnly)
+            response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: r.resourceType, resourceName: r.resourceName))
+        }
+        return frame(response, context)
+    }
+}

@@ -1,0 +1,271 @@
+import KafkaProtocol
+import LogStorage
+import NIOCore
+import Records
+
+/// Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch.
+extension Broker {
+    func handleProduce(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
+        let request = try ProduceRequest.decode(from: &body, version: context.version)
+        let version = context.version
+        // Disk writes (and fsyncs under `ack` durability) run off the event loop.
+        return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] in
+            produce(request, version: version)
+        }.map { [self] response in
+            request.acks == 0 ? nil : frame(response, context)
+        }
+    }
+
+    private func produce(_ request: ProduceRequest, version: Int16) -> ProduceResponse {
+        var appended = false
+        let now = currentTimeMs()
+        var response = ProduceResponse()
+        for topic in request.topicData {
+            var topicResponse = ProduceResponse.TopicProduceResponse(name: topic.name)
+            for partition in topic.partitionData {
+                var result = ProduceResponse.PartitionProduceResponse(index: partition.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
+                func fail(_ code: ErrorCode, _ message: String? = nil) {
+                    result.errorCode = code.rawValue
+                    result.errorMessage = message
+                }
+                if request.acks != 0 && request.acks != 1 && request.acks != -1 {
+                    fail(.invalidRequiredAcks)
+                } else if let log = logManager.log(topic: topic.name, partition: partition.index), topic.name != MetadataStore.logName {
+                    switch validate(partition.records, version: version, config: log.currentConfig) {
+                    case .failure(let failure):
+                        fail(failure.code, failure.message)
+                    case .success(let batch):
+                        do {
+                            let r = try log.append([batch], nowMs: now)
+                            result.baseOffset = r.baseOffset
+                            result.logAppendTimeMs = r.logAppendTime
+                            result.logStartOffset = r.logStartOffset
+                            appended = true
+                        } catch StorageError.recordTooLarge {
+                            fail(.messageTooLarge)
+                        } catch {
+                            logger.error("append to \(log.name) failed: \(error)")
+                            fail(.kafkaStorageError, "\(error)")
+                        }
+                    }
+                } else {
+                    fail(.unknownTopicOrPartition)
+                }
+                topicResponse.partitionResponses.append(result)
+            }
+            response.responses.append(topicResponse)
+        }
+        if appended { fetchWaiters.wakeAll() }
+        return response
+    }
+
+    /// Kafka's checks on produced data: exactly one magic-2 batch (Produce v3+), an intact CRC,
+    /// size within max.message.bytes, a codec the request version allows, sane offsets and
+    /// sequence fields, and records that parse (decompressing under our cap).
+    private func validate(_ records: ByteBuffer?, version: Int16, config: LogConfig) -> Result<RecordBatch, Failure> {
+        guard let records, records.readableBytes > 0 else { return .failure(Failure(.invalidRecord, "no record batch")) }
+        if records.readableBytes > config.maxMessageBytes + RecordBatch.headerBytes {
+            return .failure(Failure(.messageTooLarge, "batch of \(records.readableBytes) bytes"))
+        }
+        var sequence = RecordBatchSequence(records)
+        var batches: [RecordBatch] = []
+        while let b = sequence.next() { batches.append(b) }
+        if let error = sequence.error {
+            switch error {
+            case .unsupportedMagic: return .failure(Failure(.invalidRecord, "\(error)"))
+            default: return .failure(Failure(.corruptMessage, "\(error)"))
+            }
+        }
+        if sequence.trailingPartialBytes > 0 { return .failure(Failure(.corruptMessage, "truncated record batch")) }
+        guard batches.count == 1, let batch = batches.first else {
+            return .failure(Failure(.invalidRecord, "expected exactly one record batch, got \(batches.count)"))
+        }
+        guard let codec = batch.compression else { return .failure(Failure(.unsupportedCompressionType, nil)) }
+        if codec == .zstd && version < 7 { return .failure(Failure(.unsupportedCompressionType, "zstd needs Produce v7+")) }
+        do {
+            try batch.validateForAppend(deep: true, decompressedBytesMax: self.config.decompressedBytesMax)
+        } catch {
+            switch error {
+            case .compression(.outputExceedsCap): return .failure(Failure(.recordListTooLarge, "\(error)"))
+            case .compression, .crcMismatch, .truncated, .invalidLength: return .failure(Failure(.corruptMessage, "\(error)"))
+            default: return .failure(Failure(.invalidRecord, "\(error)"))
+            }
+        }
+        return .success(batch)
+    }
+
+    struct Failure: Error {
+        var code: ErrorCode
+        var message: String?
+        init(_ code: ErrorCode, _ message: String?) { self.code = code; self.message = message }
+    }
+
+    // MARK: - fetch
+
+    func handleFetch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
+        let request = try FetchRequest.decode(from: &body, version: context.version)
+        let promise = context.eventLoop.makePromise(of: ByteBuffer?.self)
+        let deadline = currentTimeMs() + Int64(max(0, request.maxWaitMs))
+        let state = FetchState(promise: promise)
+        let attempt: @Sendable (Bool) -> Void = { [self] final in
+            guard !state.done else { return }
+            let (response, bytes, failed) = fetch(request, version: context.version)
+            if final || failed || bytes >= Int(max(1, request.minBytes)) || request.maxWaitMs <= 0 || currentTimeMs() >= deadline {
+                state.done = true
+                if let id = state.waiterId { fetchWaiters.remove(id) }
+                state.timeout?.cancel()
+                promise.succeed(frame(response, context))
+            }
+        }
+        attempt(false)
+        if !state.done {
+            state.waiterId = fetchWaiters.add(on: context.eventLoop) { attempt(false) }
+            state.timeout = context.eventLoop.scheduleTask(in: .milliseconds(max(0, deadline - currentTimeMs()))) { attempt(true) }
+            // An append may have landed between the first attempt and registering.
+            context.eventLoop.execute { attempt(false) }
+        }
+        return promise.futureResult
+    }
+
+    final class FetchState: @unchecked Sendable {
+        let promise: EventLoopPromise<ByteBuffer?>
+        var done = false
+        var waiterId: Int?
+        var timeout: Scheduled<Void>?
+        init(promise: EventLoopPromise<ByteBuffer?>) { self.promise = promise }
+    }
+
+    /// One pass over the requested partitions: the response, its record bytes, and whether any
+    /// partition failed (which answers at once).
+    private func fetch(_ request: FetchRequest, version: Int16) -> (FetchResponse, Int, Bool) {
+        var response = FetchResponse(sessionId: 0)
+        var remaining = request.maxBytes > 0 ? Int(request.maxBytes) : Int(Int32.max)
+        var total = 0
+        var failed = false
+        for topic in request.topics {
+            var topicResponse = FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId)
+            for p in topic.partitions {
+                var data = FetchResponse.PartitionData(partitionIndex: p.partition, highWatermark: -1, lastStableOffset: -1,
+                                                       logStartOffset: -1, preferredReadReplica: -1)
+                if request.isolationLevel == 1 { data.abortedTransactions = [] }
+                guard let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName else {
+                    data.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    failed = true
+                    topicResponse.partitions.append(data)
+                    continue
+                }
+                let hw = highWatermark(log)
+                data.highWatermark = hw
+                data.lastStableOffset = hw
+                data.logStartOffset = log.logStartOffset
+                do {
+                    let maxBytes = min(Int(max(0, p.partitionMaxBytes)), remaining)
+                    let read = try log.read(from: p.fetchOffset, maxBytes: maxBytes, upperBound: hw, minOneBatch: total == 0)
+                    data.records = read.records
+                    total += read.records.readableBytes
+                    remaining = max(0, remaining - read.records.readableBytes)
+                } catch StorageError.offsetOutOfRange {
+                    data.errorCode = ErrorCode.offsetOutOfRange.rawValue
+                    failed = true
+                } catch {
+                    logger.error("fetch from \(log.name) failed: \(error)")
+                    data.errorCode = ErrorCode.kafkaStorageError.rawValue
+                    failed = true
+                }
+                if data.records == nil { data.records = ByteBuffer() }
+                topicResponse.partitions.append(data)
+            }
+            response.responses.append(topicResponse)
+        }
+        return (response, total, failed)
+    }
+
+    // MARK: - offsets
+
+    func handleListOffsets(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try ListOffsetsRequest.decode(from: &body, version: context.version)
+        var response = ListOffsetsResponse()
+        for topic in request.topics {
+            var t = ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name)
+            for p in topic.partitions {
+                var r = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, timestamp: -1, offset: -1, leaderEpoch: 0)
+                if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
+                    switch p.timestamp {
+                    case -1: r.offset = highWatermark(log)
+                    case -2, -4: r.offset = log.logStartOffset
+                    case -3:
+                        if let m = log.maxTimestampAndOffset { r.offset = m.offset; r.timestamp = m.timestamp }
+                    case -5: r.offset = -1
+                    default:
+                        do {
+                            if let found = try log.offset(forTimestamp: p.timestamp), found.offset < highWatermark(log) {
+                                r.offset = found.offset
+                                r.timestamp = found.timestamp
+                            }
+                        } catch {
+                            r.errorCode = ErrorCode.kafkaStorageError.rawValue
+                        }
+                    }
+                } else {
+                    r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                    r.leaderEpoch = -1
+                }
+                t.partitions.append(r)
+            }
+            response.topics.append(t)
+        }
+        return frame(response, context)
+    }
+
+    func handleDeleteRecords(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try DeleteRecordsRequest.decode(from: &body, version: context.version)
+        var response = DeleteRecordsResponse()
+        for topic in request.topics {
+            var t = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
+            for p in topic.partitions {
+                var r = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1)
+                if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
+                    let hw = highWatermark(log)
+                    let target = p.offset == -1 ? hw : p.offset
+                    if target < 0 || target > hw {
+                        r.errorCode = ErrorCode.offsetOutOfRange.rawValue
+                    } else {
+                        do { r.lowWatermark = try log.deleteRecords(before: target, nowMs: currentTimeMs()) }
+                        catch { r.errorCode = ErrorCode.kafkaStorageError.rawValue }
+                    }
+                } else {
+                    r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                }
+                t.partitions.append(r)
+            }
+            response.topics.append(t)
+        }
+        return frame(response, context)
+    }
+
+    func handleOffsetForLeaderEpoch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try OffsetForLeaderEpochRequest.decode(from: &body, version: context.version)
+        var response = OffsetForLeaderEpochResponse()
+        for topic in request.topics {
+            var t = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic)
+            for p in topic.partitions {
+                var r = OffsetForLeaderEpochResponse.EpochEndOffset(partition: p.partition, leaderEpoch: -1, endOffset: -1)
+                if let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName {
+                    // A single node has had one leader epoch, 0, since the partition was created.
+                    if p.currentLeaderEpoch > 0 {
+                        r.errorCode = ErrorCode.fencedLeaderEpoch.rawValue
+                    } else if p.leaderEpoch >= 0 {
+                        r.leaderEpoch = 0
+                        r.endOffset = log.logEndOffset
+                    }
+                } else {
+                    r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
+                }
+                t.partitions.append(r)
+            }
+            response.topics.append(t)
+        }
+        return frame(response, context)
+    }
+}
+

@@ -1,0 +1,210 @@
+import KafkaProtocol
+import Logging
+import LogStorage
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Records
+
+/// Wall-clock milliseconds (the only clock the handlers read; state machines get it passed in).
+func currentTimeMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// A decoded request with what the handlers need to answer it.
+struct RequestContext {
+    var header: RequestHeader
+    var apiKey: ApiKey
+    var version: Int16
+    var eventLoop: EventLoop
+    var clientHost: String
+}
+
+/// The broker: storage, metadata and request handlers, independent of sockets (the server in
+/// `KafkaServer` feeds it frames). Every handler answers with a whole response frame, or nil
+/// when the request gets none (Produce with acks=0).
+public final class Broker: @unchecked Sendable {
+    public let config: BrokerConfig
+    public let clusterId: String
+    let logManager: LogManager
+    let metadata: MetadataStore
+    let logger: Logger
+    let threadPool: NIOThreadPool
+    let fetchWaiters = FetchWaiters()
+    private let createLock = NIOLock()
+
+    /// What we advertise in ApiVersions: only what is implemented and tested.
+    static let supportedVersions: [(ApiKey, ClosedRange<Int16>)] = [
+        (.produce, 3...10), (.fetch, 4...12), (.listOffsets, 1...7), (.metadata, 0...12),
+        (.apiVersions, 0...4), (.createTopics, 2...7), (.deleteTopics, 1...6), (.deleteRecords, 0...2),
+        (.initProducerId, 0...4), (.offsetForLeaderEpoch, 2...4), (.describeConfigs, 0...4),
+        (.alterConfigs, 0...2), (.createPartitions, 0...3), (.incrementalAlterConfigs, 0...1),
+        (.describeCluster, 0...1),
+    ]
+    static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
+
+    public init(config: BrokerConfig, logger: Logger, threadPool: NIOThreadPool) throws {
+        self.config = config
+        self.logger = logger
+        self.threadPool = threadPool
+        let now = currentTimeMs()
+        clusterId = try StorageFormat.ensureFormatted(logDir: config.logDir, nodeId: config.nodeId, logger: logger)
+        // Topic configs come from the metadata log, which is itself a log: open storage with
+        // defaults first, then re-apply each topic's overrides once metadata is replayed.
+        let defaults = config.logDefaults
+        logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
+        metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        let known = Set(metadata.topics.map(\.name))
+        for log in logManager.allLogs where log.topic != MetadataStore.logName {
+            if known.contains(log.topic) {
+                log.updateConfig(topicConfig(log.topic))
+            } else {
+                logger.warning("log \(log.name) belongs to no topic in the metadata log; deleting it")
+                logManager.deleteLogs(topic: log.topic)
+            }
+        }
+        for topic in metadata.topics {
+            for p in 0..<topic.partitionCount where logManager.log(topic: topic.name, partition: p) == nil {
+                _ = try logManager.createLog(topic: topic.name, partition: p, config: topicConfig(topic.name), nowMs: now)
+            }
+        }
+    }
+
+    /// The effective config of a topic: broker defaults, then dynamic broker configs, then the
+    /// topic's overrides.
+    func topicConfig(_ topic: String) -> LogConfig {
+        var c = config.logDefaults
+        for (k, v) in metadata.dynamicBrokerConfigs {
+            if let name = BrokerConfig.topicDefaults[k] { _ = try? c.set(name, v) }
+        }
+        for (k, v) in metadata.topic(topic)?.configs ?? [:] { _ = try? c.set(k, v) }
+        return c
+    }
+
+    public func shutdown() throws {
+        fetchWaiters.wakeAll()
+        try logManager.shutdown(nowMs: currentTimeMs())
+    }
+
+    /// Periodic work: retention, interval flushes, checkpoints.
+    func housekeeping() {
+        let now = currentTimeMs()
+        logManager.applyRetention(nowMs: now)
+        for log in logManager.allLogs {
+            let c = log.currentConfig
+            if c.durability == .interval && c.flushMs != Int64.max {
+                try? log.flush(nowMs: now)
+            }
+        }
+        try? logManager.checkpoint()
+    }
+
+    // MARK: - dispatch
+
+    /// Handles one request frame. Errors that Kafka answers by closing the connection (an
+    /// unreadable header, an API or version we do not speak) fail the future.
+    func handle(frame: ByteBuffer, eventLoop: EventLoop, clientHost: String) -> EventLoopFuture<ByteBuffer?> {
+        var body = frame
+        let header: RequestHeader
+        do {
+            header = try KafkaHeaders.decodeRequestHeader(from: &body)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let key = header.requestApiKey, version = header.requestApiVersion
+        guard let apiKey = ApiKey(rawValue: key), let range = Self.supportedByKey[key], range.contains(version) else {
+            if key == ApiKey.apiVersions.rawValue {
+                // KIP-511: answer in v0 with our ranges so the client can pick a version.
+                return eventLoop.makeSucceededFuture(KafkaHeaders.unsupportedApiVersionsResponse(
+                    correlationId: header.correlationId, supported: apiVersionList()))
+            }
+            logger.debug("closing connection: unsupported api \(key) v\(version) from \(clientHost)")
+            return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
+        }
+        let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, clientHost: clientHost)
+        do {
+            switch apiKey {
+            case .apiVersions: return done(context, try handleApiVersions(context, &body))
+            case .metadata: return done(context, try handleMetadata(context, &body))
+            case .produce: return try handleProduce(context, &body)
+            case .fetch: return try handleFetch(context, &body)
+            case .listOffsets: return done(context, try handleListOffsets(context, &body))
+            case .createTopics: return done(context, try handleCreateTopics(context, &body))
+            case .deleteTopics: return done(context, try handleDeleteTopics(context, &body))
+            case .createPartitions: return done(context, try handleCreatePartitions(context, &body))
+            case .deleteRecords: return done(context, try handleDeleteRecords(context, &body))
+            case .initProducerId: return done(context, try handleInitProducerId(context, &body))
+            case .offsetForLeaderEpoch: return done(context, try handleOffsetForLeaderEpoch(context, &body))
+            case .describeConfigs: return done(context, try handleDescribeConfigs(context, &body))
+            case .alterConfigs: return done(context, try handleAlterConfigs(context, &body))
+            case .incrementalAlterConfigs: return done(context, try handleIncrementalAlterConfigs(context, &body))
+            case .describeCluster: return done(context, try handleDescribeCluster(context, &body))
+            default: return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
+            }
+        } catch let error as DecodeError {
+            logger.info("closing connection: malformed \(apiKey.name) v\(version) from \(clientHost): \(error)")
+            return eventLoop.makeFailedFuture(error)
+        } catch {
+            logger.error("\(apiKey.name) v\(version) failed: \(error)")
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    private func done(_ context: RequestContext, _ response: ByteBuffer) -> EventLoopFuture<ByteBuffer?> {
+        context.eventLoop.makeSucceededFuture(response)
+    }
+
+    func frame<M: KafkaMessage>(_ body: M, _ context: RequestContext) -> ByteBuffer {
+        KafkaHeaders.encodeResponse(body, version: context.version, correlationId: context.header.correlationId)
+    }
+
+    func apiVersionList() -> [ApiVersionsResponse.ApiVersion] {
+        Self.supportedVersions.map { ApiVersionsResponse.ApiVersion(apiKey: $0.0.rawValue, minVersion: $0.1.lowerBound, maxVersion: $0.1.upperBound) }
+    }
+
+    // MARK: - topics
+
+    static func isValidTopicName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 249, name != ".", name != ".." else { return false }
+        return name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+    }
+
+    /// Creates a topic and its logs (the metadata record first, so a crash in between leaves
+    /// logs to be created at the next start rather than orphans).
+    func createTopic(_ name: String, partitions: Int32, configs: [String: String]) throws -> TopicMetadata {
+        try createLock.withLock {
+            if let existing = metadata.topic(name) { return existing }
+            let now = currentTimeMs()
+            let topic = try metadata.createTopic(name, partitions: partitions, configs: configs, nowMs: now)
+            let c = topicConfig(name)
+            for p in 0..<partitions { _ = try logManager.createLog(topic: name, partition: p, config: c, nowMs: now) }
+            logger.info("created topic \(name) with \(partitions) partitions")
+            return topic
+        }
+    }
+
+    func deleteTopic(_ name: String) throws {
+        try createLock.withLock {
+            try metadata.deleteTopic(name, nowMs: currentTimeMs())
+            logManager.deleteLogs(topic: name)
+            logger.info("deleted topic \(name)")
+        }
+    }
+
+    /// High watermark: everything appended, or with durability `ack` everything on disk — a
+    /// consumer never sees a record that a crash could take back.
+    func highWatermark(_ log: PartitionLog) -> Int64 {
+        log.currentConfig.durability == .ack ? log.durableOffset : log.logEndOffset
+    }
+}
+
+public enum BrokerError: Error, CustomStringConvertible {
+    case unsupportedVersion(Int16, Int16)
+    public var description: String {
+        switch self { case let .unsupportedVersion(k, v): "unsupported API key \(k) version \(v)" }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import LogStorage
+
+/// The broker's settings from `server.properties` and `--override`s, Kafka's names and defaults
+/// where the meaning matches.
+public struct BrokerConfig: Sendable {
+    public var nodeId: Int32 = 1
+    public var listenerHost = "127.0.0.1"
+    public var listenerPort = 9092
+    public var advertisedHost: String?
+    public var advertisedPort: Int?
+    public var logDir = "/tmp/sluice-logs"
+    public var numPartitions: Int32 = 1
+    public var autoCreateTopics = true
+    public var deleteTopicEnable = true
+    /// socket.request.max.bytes
+    public var requestBytesMax = 100 * 1024 * 1024
+    public var maxConnections = Int.max
+    public var maxConnectionsPerIp = Int.max
+    /// queued.max.requests: requests in flight per connection before reading pauses.
+    public var queuedMaxRequests = 500
+    /// connections.max.idle.ms
+    public var connectionsMaxIdleMs: Int64 = 600_000
+    /// log.retention.check.interval.ms
+    public var retentionCheckIntervalMs: Int64 = 300_000
+    /// Our cap on a batch's decompressed size when validating produced batches.
+    public var decompressedBytesMax = 64 << 20
+    /// Prometheus metrics endpoint port (0: off).
+    public var metricsPort = 0
+    public var logLevel: Logger.Level = .info
+    /// Defaults for every topic (log.* names map onto topic config names).
+    public var logDefaults = LogConfig()
+    /// Properties we did not recognise, warned about once at start.
+    public var unknown: [String] = []
+
+    public init() {}
+
+    public enum ConfigError: Error, CustomStringConvertible {
+        case invalid(String)
+        public var description: String { switch self { case .invalid(let s): s } }
+    }
+
+    /// Broker property -> topic config name, for the log.* defaults.
+    static let topicDefaults: [String: String] = [
+        "log.segment.bytes": "segment.bytes", "log.roll.ms": "segment.ms",
+        "log.index.size.max.bytes": "segment.index.bytes", "log.index.interval.bytes": "index.interval.bytes",
+        "log.retention.ms": "retention.ms", "log.retention.bytes": "retention.bytes",
+        "log.segment.delete.delay.ms": "file.delete.delay.ms", "log.flush.interval.messages": "flush.messages",
+        "log.flush.interval.ms": "flush.ms", "log.preallocate": "preallocate",
+        "log.message.timestamp.type": "message.timestamp.type", "message.max.bytes": "max.message.bytes",
+        "sluice.io.mode": "sluice.io.mode", "sluice.durability": "sluice.durability",
+    ]
+
+    public static let knownBrokerProperties: Set<String> = [
+        "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "num.partitions",
+        "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes", "max.connections",
+        "max.connections.per.ip", "queued.max.requests", "connections.max.idle.ms", "log.retention.check.interval.ms",
+        "log.retention.hours", "log.retention.minutes", "log.roll.hours", "sluice.decompressed.bytes.max",
+        "sluice.metrics.port", "sluice.log.level", "process.roles", "controller.quorum.voters",
+        "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+        "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms", "num.network.threads",
+        "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
+        "default.replication.factor", "min.insync.replicas",
+    ]
+
+    /// Parses `key=value` lines (# and ! comments), then applies overrides in order.
+    public static func parse(properties text: String, overrides: [String]) throws(ConfigError) -> BrokerConfig {
+        var pairs: [(String, String)] = []
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let line = String(raw).trimmingCharacters(in: " \t\r")
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
+            guard let eq = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                throw .invalid("server.properties: no '=' in line: \(line)")
+            }
+            pairs.append((String(line[..<eq]).trimmingCharacters(in: " \t"), String(line[line.index(after: eq)...]).trimmingCharacters(in: " \t")))
+        }
+        for o in overrides {
+            guard let eq = o.firstIndex(of: "=") else { throw .invalid("--override needs key=value, got \(o)") }
+            pairs.append((String(o[..<eq]), String(o[o.index(after: eq)...])))
+        }
+        var config = BrokerConfig()
+        for (k, v) in pairs { try config.apply(k, v) }
+        return config
+    }
+
+    mutating func apply(_ key: String, _ value: String) throws(ConfigError) {
+        func int(_ min: Int64 = 0) throws(ConfigError) -> Int64 {
+            guard let n = Int64(value), n >= min else { throw .invalid("\(key): expected an integer ≥ \(min), got \(value)") }
+            return n
+        }
+        func bool() throws(ConfigError) -> Bool {
+            guard let b = Bool(value.lowercased()) else { throw .invalid("\(key): expected true or false, got \(value)") }
+            return b
+        }
+        switch key {
+        case "node.id", "broker.id": nodeId = Int32(try int())
+        case "listeners":
+            let first = value.split(separator: ",").first.map(String.init) ?? value
+            let (host, port) = try Self.listener(first, key)
+            listenerHost = host.isEmpty ? "0.0.0.0" : host
+            listenerPort = port
+        case "advertised.listeners":
+            let first = value.split(separator: ",").first.map(String.init) ?? value
+            let (host, port) = try Self.listener(first, key)
+            advertisedHost = host
+            advertisedPort = port
+        case "log.dirs", "log.dir": logDir = value.split(separator: ",").first.map(String.init) ?? value
+        case "num.partitions": numPartitions = Int32(try int(1))
+        case "auto.create.topics.enable": autoCreateTopics = try bool()
+        case "delete.topic.enable": deleteTopicEnable = try bool()
+        case "socket.request.max.bytes": requestBytesMax = Int(try int(1024))
+        case "max.connections": maxConnections = Int(try int(1))
+        case "max.connections.per.ip": maxConnectionsPerIp = Int(try int(1))
+        case "queued.max.requests": queuedMaxRequests = Int(try int(1))
+        case "connections.max.idle.ms": connectionsMaxIdleMs = try int(-1)
+        case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1)
+        case "log.retention.hours": try setTopicDefault("retention.ms", String(try int(-1) * 3_600_000))
+        case "log.retention.minutes": try setTopicDefault("retention.ms", String(try int(-1) * 60_000))
+        case "log.roll.hours": try setTopicDefault("segment.ms", String(try int(1) * 3_600_000))
+        case "sluice.decompressed.bytes.max": decompressedBytesMax = Int(try int(1024))
+        case "sluice.metrics.port": metricsPort = Int(try int())
+        case "sluice.log.level":
+            guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }
+            logLevel = level
+        default:
+            if let topicName = Self.topicDefaults[key] {
+                try setTopicDefault(topicName, value)
+            } else if !Self.knownBrokerProperties.contains(key) {
+                unknown.append(key)
+            }
+        }
+    }
+
+    private mutating func setTopicDefault(_ name: String, _ value: String) throws(ConfigError) {
+        do { try logDefaults.set(name, value) } catch { throw .invalid("\(error)") }
+    }
+
+    /// "PLAINTEXT://host:port" -> (host, port).
+    static func listener(_ text: String, _ key: String) throws(ConfigError) -> (String, Int) {
+        var rest = Substring(text)
+        let parts = text.components(separatedBy: "://")
+        if parts.count == 2 {
+            guard parts[0] == "PLAINTEXT" else { throw .invalid("\(key): only PLAINTEXT listeners are supported, got \(parts[0])") }
+            rest = Substring(parts[1])
+        }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+            throw .invalid("\(key): expected PLAINTEXT://host:port, got \(text)")
+        }
+        return (String(rest[..<colon]), port)
+    }
+
+    public var advertised: (host: String, port: Int) {
+        let host = advertisedHost ?? (listenerHost == "0.0.0.0" ? "127.0.0.1" : listenerHost)
+        return (host, advertisedPort ?? listenerPort)
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Swift.String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,191 @@
+import KafkaProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The network side: accepts connections, splits frames, hands them to the broker, and writes
+/// responses strictly in request order per connection (clients pipeline). Reading pauses while
+/// `queued.max.requests` requests of a connection are in flight.
+public final class KafkaServer: @unchecked Sendable {
+    let broker: Broker
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    private var channel: Channel?
+    private var housekeeping: RepeatedTask?
+    let connections = ConnectionCounter()
+
+    public init(broker: Broker, group: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.broker = broker
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds the listener; returns the bound port (useful with port 0).
+    public func start() throws -> Int {
+        let config = broker.config
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [broker, logger, connections] channel in
+                let host = channel.remoteAddress?.ipAddress ?? "?"
+                guard connections.open(host: host, max: config.maxConnections, maxPerIp: config.maxConnectionsPerIp) else {
+                    logger.warning("refusing connection from \(host): max.connections reached")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in connections.close(host: host) }
+                return channel.eventLoop.makeCompletedFuture {
+                    let frames = FrameDecoder(frameBytesMax: config.requestBytesMax)
+                    let sync = channel.pipeline.syncOperations
+                    if config.connectionsMaxIdleMs > 0 {
+                        try sync.addHandler(IdleCloser(idleMs: config.connectionsMaxIdleMs))
+                    }
+                    try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
+                    try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests, logger: logger))
+                }
+            }
+        let channel = try bootstrap.bind(host: config.listenerHost, port: config.listenerPort).wait()
+        self.channel = channel
+        let interval = TimeAmount.milliseconds(min(broker.config.retentionCheckIntervalMs, 1000))
+        housekeeping = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [broker] _ in
+            broker.threadPool.submit { _ in broker.housekeeping() }
+        }
+        return channel.localAddress?.port ?? config.listenerPort
+    }
+
+    /// Stops accepting, lets in-flight requests finish briefly, then closes.
+    public func stop() {
+        housekeeping?.cancel()
+        try? channel?.close().wait()
+    }
+}
+
+final class ConnectionCounter: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var total = 0
+    private var perHost: [String: Int] = [:]
+
+    func open(host: String, max: Int, maxPerIp: Int) -> Bool {
+        lock.withLock {
+            guard total < max, perHost[host, default: 0] < maxPerIp else { return false }
+            total += 1
+            perHost[host, default: 0] += 1
+            return true
+        }
+    }
+
+    func close(host: String) {
+        lock.withLock {
+            total -= 1
+            perHost[host, default: 1] -= 1
+            if perHost[host] == 0 { perHost.removeValue(forKey: host) }
+        }
+    }
+}
+
+/// Closes a connection idle for connections.max.idle.ms.
+final class IdleCloser: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    let idleMs: Int64
+    private var lastActivity = NIODeadline.now()
+    private var timer: RepeatedTask?
+
+    init(idleMs: Int64) { self.idleMs = idleMs }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let period = TimeAmount.milliseconds(max(100, min(idleMs / 4, 10_000)))
+        let channel = context.channel
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+            if NIODeadline.now() - lastActivity > .milliseconds(idleMs) { channel.close(promise: nil) }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        lastActivity = .now()
+        context.write(data, promise: promise)
+    }
+}
+
+/// One connection: frames in, responses out in request order.
+final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    let broker: Broker
+    let clientHost: String
+    let queuedMax: Int
+    let logger: Logger
+    private var nextSequence = 0
+    private var nextToWrite = 0
+    private var ready: [Int: ByteBuffer?] = [:]
+    private var readsPaused = false
+    private var closing = false
+
+    init(broker: Broker, clientHost: String, queuedMax: Int, logger: Logger) {
+        self.broker = broker
+        self.clientHost = clientHost
+        self.queuedMax = queuedMax
+        self.logger = logger
+    }
+
+    var inFlight: Int { nextSequence - nextToWrite }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let frame = unwrapInboundIn(data)
+        let sequence = nextSequence
+        nextSequence += 1
+        let loop = context.eventLoop
+        broker.handle(frame: frame, eventLoop: loop, clientHost: clientHost)
+            .hop(to: loop)
+            .assumeIsolatedUnsafeUnchecked()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let response):
+                    ready[sequence] = .some(response)
+                    writeReady(context: context)
+                case .failure:
+                    // Kafka closes the connection on requests it cannot parse or serve.
+                    closing = true
+                    context.close(promise: nil)
+                }
+            }
+        if inFlight >= queuedMax && !readsPaused {
+            readsPaused = true
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !readsPaused { context.read() }
+    }
+
+    private func writeReady(context: ChannelHandlerContext) {
+        var wrote = false
+        while let entry = ready.removeValue(forKey: nextToWrite) {
+            if let response = entry { context.write(wrapOutboundOut(response), promise: nil); wrote = true }
+            nextToWrite += 1
+        }
+        if wrote { context.flush() }
+        if readsPaused && inFlight < queuedMax {
+            readsPaused = false
+            context.read()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("closing connection from \(clientHost): \(error)")
+        closing = true
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Broker
+import Dispatch
+import Foundation
+import Logging
+import LogStorage
+import NIOCore
+import NIOPosix
+
+@main
+struct Sluice: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "A Kafka-compatible log server.",
+        subcommands: [Server.self, Storage.self, DumpLog.self]
+    )
+}
+
+struct Server: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the broker.")
+
+    @Argument(help: "A server.properties file (Kafka's property names).")
+    var properties: String?
+
+    @Option(name: .customLong("override"), help: "A property as key=value; may repeat, applied after the file.")
+    var overrides: [String] = []
+
+    func run() throws {
+        let text = try properties.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+        let config: BrokerConfig
+        do { config = try BrokerConfig.parse(properties: text, overrides: overrides) } catch {
+            throw ValidationError("\(error)")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = config.logLevel
+            return handler
+        }
+        let logger = Logger(label: "sluice")
+        for key in config.unknown { logger.warning("unknown property \(key) ignored") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let broker = try Broker(config: config, logger: logger, threadPool: pool)
+        let server = KafkaServer(broker: broker, group: group, logger: logger)
+        let port = try server.start()
+        let (host, advertisedPort) = config.advertised
+        logger.info("sluice \(sluiceVersion) listening on \(config.listenerHost):\(port) (advertised \(host):\(advertisedPort)), log.dirs=\(config.logDir), cluster.id=\(broker.clusterId)")
+        print("Sluice is ready: bootstrap servers \(host):\(advertisedPort)  (log.dirs=\(config.logDir))")
+        fflush(nil)
+
+        // SIGTERM / SIGINT: stop accepting, let in-flight requests finish, flush, mark clean.
+        let done = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { done.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        logger.info("shutting down")
+        server.stop()
+        try? group.syncShutdownGracefully()
+        do { try broker.shutdown() } catch { logger.error("shutdown: \(error)") }
+        try? pool.syncShutdownGracefully()
+        logger.info("stopped cleanly")
+        _ = sources
+    }
+}
+
+let sluiceVersion = "0.1.0"
+
+struct Storage: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Format or inspect a log directory.", subcommands: [Format.self, Info.self])
+
+    struct Format: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write meta.properties into an empty log directory.")
+        @Option(name: .customLong("log-dir"), help: "The log directory.") var logDir: String
+        @Option(name: .customLong("node-id")) var nodeId: Int32 = 1
+        @Option(name: [.customShort("t"), .customLong("cluster-id")]) var clusterId: String?
+        func run() throws {
+            let info = try StorageFormat.format(logDir: logDir, nodeId: nodeId, clusterId: clusterId)
+            print("Formatted \(logDir): cluster.id=\(info.clusterId) node.id=\(info.nodeId) directory.id=\(info.directoryId)")
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a log directory's meta.properties.")
+        @Option(name: .customLong("log-dir")) var logDir: String
+        func run() throws {
+            guard let info = StorageFormat.read(logDir: logDir) else { throw ValidationError("\(logDir) is not formatted") }
+            print("cluster.id=\(info.clusterId)\nnode.id=\(info.nodeId)\ndirectory.id=\(info.directoryId)")
+        }
+    }
+}
