@@ -4,7 +4,7 @@
 # it only calls apt-get when a package is absent. Swift 6.3 itself is assumed present.
 set -euo pipefail
 
-packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd)
+packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd kcat)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,4 +19,17 @@ fi
 if ! command -v swift >/dev/null; then
     echo "install-deps: swift is not on PATH; install Swift 6.3 from swift.org first" >&2
     exit 1
+fi
+
+# The interop tests' clients, in a virtualenv inside the project (.venv, git-ignored).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$root/.venv/bin/python" ]; then
+    echo "install-deps: creating $root/.venv"
+    python3 -m venv "$root/.venv"
+fi
+stamp="$root/.venv/.requirements"
+if ! cmp -s "$root/Tests/Interop/requirements.txt" "$stamp" 2>/dev/null; then
+    echo "install-deps: installing the Python test clients"
+    "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$root/Tests/Interop/requirements.txt"
+    cp "$root/Tests/Interop/requirements.txt" "$stamp"
 fi

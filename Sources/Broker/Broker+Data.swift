@@ -7,16 +7,34 @@ import Records
 extension Broker {
     func handleProduce(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try ProduceRequest.decode(from: &body, version: context.version)
-        let version = context.version
-        // Disk writes (and fsyncs under `ack` durability) run off the event loop.
-        return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] in
-            produce(request, version: version)
+        // Appends run here, on the connection's event loop, so that pipelined requests of one
+        // connection are appended in the order they were sent. Page-cache writes are quick; the
+        // fsyncs that durability `ack` needs run on the thread pool, where concurrent waiters
+        // share them (group commit).
+        let (response, flushes) = produce(request, version: context.version)
+        if flushes.isEmpty {
+            return context.eventLoop.makeSucceededFuture(request.acks == 0 ? nil : frame(response, context))
+        }
+        return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> ProduceResponse in
+            var response = response
+            let now = currentTimeMs()
+            for (log, offset, topicIndex, partitionIndex) in flushes {
+                do {
+                    try log.flush(upTo: offset, nowMs: now)
+                } catch {
+                    logger.error("flush of \(log.name) failed: \(error)")
+                    response.responses[topicIndex].partitionResponses[partitionIndex].errorCode = ErrorCode.kafkaStorageError.rawValue
+                }
+            }
+            fetchWaiters.wakeAll()  // the high watermark moved with the durable offset
+            return response
         }.map { [self] response in
             request.acks == 0 ? nil : frame(response, context)
         }
     }
 
-    private func produce(_ request: ProduceRequest, version: Int16) -> ProduceResponse {
+    private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Int, Int)]) {
+        var flushes: [(PartitionLog, Int64, Int, Int)] = []
         var appended = false
         let now = currentTimeMs()
         var response = ProduceResponse()
@@ -36,7 +54,10 @@ extension Broker {
                         fail(failure.code, failure.message)
                     case .success(let batch):
                         do {
-                            let r = try log.append([batch], nowMs: now)
+                            let r = try log.append([batch], nowMs: now, deferFlush: true)
+                            if r.needsFlush {
+                                flushes.append((log, r.lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                            }
                             result.baseOffset = r.baseOffset
                             result.logAppendTimeMs = r.logAppendTime
                             result.logStartOffset = r.logStartOffset
@@ -56,7 +77,7 @@ extension Broker {
             response.responses.append(topicResponse)
         }
         if appended { fetchWaiters.wakeAll() }
-        return response
+        return (response, flushes)
     }
 
     /// Kafka's checks on produced data: exactly one magic-2 batch (Produce v3+), an intact CRC,

@@ -31,6 +31,8 @@ public final class PartitionLog: @unchecked Sendable {
         /// The broker time stamped on LogAppendTime topics, else -1.
         public var logAppendTime: Int64
         public var logStartOffset: Int64
+        /// The durability policy wants a flush up to `lastOffset + 1` before acknowledging.
+        public var needsFlush: Bool = false
     }
 
     public struct ReadResult: Sendable {
@@ -107,7 +109,10 @@ public final class PartitionLog: @unchecked Sendable {
     /// Appends validated batches (views into the request buffer): assigns offsets by patching
     /// baseOffset (and the leader epoch, and LogAppendTime where configured), writes them, and
     /// with durability `ack` returns only after they are on disk.
-    public func append(_ batches: [RecordBatch], leaderEpoch: Int32 = 0, nowMs: Int64) throws(StorageError) -> AppendResult {
+    ///
+    /// With `deferFlush` the caller takes over the flush that durability `ack` (or a due
+    /// `interval`) needs, reported by `AppendResult.needsFlush`, e.g. to run it off an event loop.
+    public func append(_ batches: [RecordBatch], leaderEpoch: Int32 = 0, nowMs: Int64, deferFlush: Bool = false) throws(StorageError) -> AppendResult {
         let total = batches.reduce(0) { $0 + $1.byteCount }
         let result: AppendResult
         let durability: LogConfig.Durability
@@ -134,12 +139,13 @@ public final class PartitionLog: @unchecked Sendable {
             try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
             try segments.last!.append(patched, nowMs: nowMs)
             unflushedMessages += next - first
-            result = AppendResult(baseOffset: first, lastOffset: next - 1, logAppendTime: appendTime, logStartOffset: _logStartOffset)
             durability = config.durability
             mustFlush = durability == .ack ||
                 (durability == .interval && (unflushedMessages >= config.flushMessages || nowMs - lastFlushMs >= config.flushMs))
+            result = AppendResult(baseOffset: first, lastOffset: next - 1, logAppendTime: appendTime, logStartOffset: _logStartOffset,
+                                  needsFlush: mustFlush)
         }
-        if mustFlush { try flush(upTo: result.lastOffset + 1, nowMs: nowMs) }
+        if mustFlush && !deferFlush { try flush(upTo: result.lastOffset + 1, nowMs: nowMs) }
         return result
     }
 
