@@ -1,13 +1,24 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop
 
 ## Install what is missing, build, and run every test.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
-	$(MAKE) fuzz-smoke
+	$(MAKE) --no-print-directory interop
+	$(MAKE) --no-print-directory fuzz-smoke
+
+## Real clients (kcat, confluent-kafka, kafka-python, aiokafka) against the real server.
+interop: deps
+	$(SWIFT) build --product sluice
+	.venv/bin/python -m pytest -q -c Tests/Interop/pytest.ini Tests/Interop
+
+## Build a release binary and start a single-node broker on 127.0.0.1:9092 (data in /tmp/sluice-logs).
+run: deps
+	$(SWIFT) build -c release --product sluice
+	.build/release/sluice server config/server.properties
 
 deps:
 	@scripts/install-deps.sh
