@@ -53,11 +53,13 @@ let package = Package(
             name: "KafkaProtocol",
             dependencies: ["Records", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Pure state machines (consumer groups, later producer state and Raft): no I/O, no clock.
+        .target(name: "Coordination"),
         // The broker: request handlers wired to storage and metadata, and the NIO server.
         .target(
             name: "Broker",
             dependencies: [
-                "LogStorage", "KafkaProtocol", "Records", "SystemIO",
+                "LogStorage", "KafkaProtocol", "Records", "SystemIO", "Coordination",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -86,6 +88,7 @@ let package = Package(
         ),
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Records", "SystemIO"]),
+        .testTarget(name: "CoordinationTests", dependencies: ["Coordination"]),
         .testTarget(
             name: "KafkaProtocolTests",
             dependencies: [

@@ -33,6 +33,7 @@ public final class Broker: @unchecked Sendable {
     let logger: Logger
     let threadPool: NIOThreadPool
     let fetchWaiters = FetchWaiters()
+    let groups: GroupCoordinator
     private let createLock = NIOLock()
 
     /// What we advertise in ApiVersions: only what is implemented and tested.
@@ -42,6 +43,9 @@ public final class Broker: @unchecked Sendable {
         (.initProducerId, 0...4), (.offsetForLeaderEpoch, 2...4), (.describeConfigs, 0...4),
         (.alterConfigs, 0...2), (.createPartitions, 0...3), (.incrementalAlterConfigs, 0...1),
         (.describeCluster, 0...1),
+        (.findCoordinator, 0...4), (.joinGroup, 0...7), (.syncGroup, 0...5), (.heartbeat, 0...4),
+        (.leaveGroup, 0...5), (.offsetCommit, 2...9), (.offsetFetch, 1...9), (.listGroups, 0...5),
+        (.describeGroups, 0...5), (.deleteGroups, 0...2),
     ]
     static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
 
@@ -56,8 +60,9 @@ public final class Broker: @unchecked Sendable {
         let defaults = config.logDefaults
         logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits, logger: logger)
         let known = Set(metadata.topics.map(\.name))
-        for log in logManager.allLogs where log.topic != MetadataStore.logName {
+        for log in logManager.allLogs where log.topic != MetadataStore.logName && log.topic != GroupCoordinator.offsetsTopic {
             if known.contains(log.topic) {
                 log.updateConfig(topicConfig(log.topic))
             } else {
@@ -87,6 +92,9 @@ public final class Broker: @unchecked Sendable {
         fetchWaiters.wakeAll()
         try logManager.shutdown(nowMs: currentTimeMs())
     }
+
+    /// Group clocks: session expiry and rebalance deadlines (every 100 ms).
+    func tickGroups(on loop: EventLoop) { groups.tick(on: loop) }
 
     /// Periodic work: retention, interval flushes, checkpoints.
     func housekeeping() {
@@ -141,6 +149,16 @@ public final class Broker: @unchecked Sendable {
             case .alterConfigs: return done(context, try handleAlterConfigs(context, &body))
             case .incrementalAlterConfigs: return done(context, try handleIncrementalAlterConfigs(context, &body))
             case .describeCluster: return done(context, try handleDescribeCluster(context, &body))
+            case .findCoordinator: return done(context, try handleFindCoordinator(context, &body))
+            case .joinGroup: return try handleJoinGroup(context, &body)
+            case .syncGroup: return try handleSyncGroup(context, &body)
+            case .heartbeat: return done(context, try handleHeartbeat(context, &body))
+            case .leaveGroup: return done(context, try handleLeaveGroup(context, &body))
+            case .offsetCommit: return try handleOffsetCommit(context, &body)
+            case .offsetFetch: return done(context, try handleOffsetFetch(context, &body))
+            case .listGroups: return done(context, try handleListGroups(context, &body))
+            case .describeGroups: return done(context, try handleDescribeGroups(context, &body))
+            case .deleteGroups: return done(context, try handleDeleteGroups(context, &body))
             default: return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
             }
         } catch let error as DecodeError {

@@ -1,3 +1,4 @@
+import Coordination
 import Foundation
 import Logging
 import LogStorage
@@ -31,6 +32,8 @@ public struct BrokerConfig: Sendable {
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
+    /// group.min/max.session.timeout.ms, group.initial.rebalance.delay.ms, group.max.size.
+    public var groupLimits = ConsumerGroup.Limits()
     /// Properties we did not recognise, warned about once at start.
     public var unknown: [String] = []
 
@@ -60,7 +63,7 @@ public struct BrokerConfig: Sendable {
         "sluice.metrics.port", "sluice.log.level", "process.roles", "controller.quorum.voters",
         "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
         "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-        "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms", "num.network.threads",
+        "transaction.state.log.min.isr", "num.network.threads",
         "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
         "default.replication.factor", "min.insync.replicas",
     ]
@@ -119,6 +122,10 @@ public struct BrokerConfig: Sendable {
         case "log.retention.hours": try setTopicDefault("retention.ms", String(try int(-1) * 3_600_000))
         case "log.retention.minutes": try setTopicDefault("retention.ms", String(try int(-1) * 60_000))
         case "log.roll.hours": try setTopicDefault("segment.ms", String(try int(1) * 3_600_000))
+        case "group.min.session.timeout.ms": groupLimits.sessionTimeoutMsMin = Int32(try int())
+        case "group.max.session.timeout.ms": groupLimits.sessionTimeoutMsMax = Int32(try int())
+        case "group.initial.rebalance.delay.ms": groupLimits.initialRebalanceDelayMs = try int()
+        case "group.max.size": groupLimits.membersMax = Int(try int(1))
         case "sluice.decompressed.bytes.max": decompressedBytesMax = Int(try int(1024))
         case "sluice.metrics.port": metricsPort = Int(try int())
         case "sluice.log.level":

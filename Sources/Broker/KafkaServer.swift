@@ -13,6 +13,7 @@ public final class KafkaServer: @unchecked Sendable {
     let logger: Logger
     private var channel: Channel?
     private var housekeeping: RepeatedTask?
+    private var groupClock: RepeatedTask?
     let connections = ConnectionCounter()
 
     public init(broker: Broker, group: MultiThreadedEventLoopGroup, logger: Logger) {
@@ -52,12 +53,17 @@ public final class KafkaServer: @unchecked Sendable {
         housekeeping = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [broker] _ in
             broker.threadPool.submit { _ in broker.housekeeping() }
         }
+        let loop = group.next()
+        groupClock = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [broker] _ in
+            broker.tickGroups(on: loop)
+        }
         return channel.localAddress?.port ?? config.listenerPort
     }
 
     /// Stops accepting, lets in-flight requests finish briefly, then closes.
     public func stop() {
         housekeeping?.cancel()
+        groupClock?.cancel()
         try? channel?.close().wait()
     }
 }

@@ -1,0 +1,309 @@
+import Coordination
+import KafkaProtocol
+import Logging
+import LogStorage
+import NIOConcurrencyHelpers
+import NIOCore
+import Records
+
+/// Wires `ConsumerGroup` state machines to requests, time and storage: parks JoinGroup and
+/// SyncGroup requests until their group answers them, ticks the groups' clocks, and keeps
+/// committed offsets in `__consumer_offsets` (Kafka's key/value record formats).
+final class GroupCoordinator: @unchecked Sendable {
+    static let offsetsTopic = "__consumer_offsets"
+    /// offsets.topic.num.partitions (Kafka's default).
+    static let offsetsPartitions: Int32 = 50
+    /// offset.metadata.max.bytes
+    static let metadataBytesMax = 4096
+
+    struct Committed: Sendable, Equatable {
+        var offset: Int64
+        var leaderEpoch: Int32
+        var metadata: String
+        var commitTimestamp: Int64
+    }
+
+    struct TopicPartition: Hashable, Sendable { var topic: String; var partition: Int32 }
+
+    private let lock = NIOLock()
+    private var groups: [String: ConsumerGroup] = [:]
+    private var offsets: [String: [TopicPartition: Committed]] = [:]
+    private var parkedJoins: [String: [String: EventLoopPromise<ConsumerGroup.Outcome>]] = [:]
+    private var parkedSyncs: [String: [String: EventLoopPromise<ConsumerGroup.Outcome>]] = [:]
+    private var offsetLogs: [PartitionLog] = []
+    let limits: ConsumerGroup.Limits
+    let logger: Logger
+
+    init(logManager: LogManager, config: LogConfig, limits: ConsumerGroup.Limits, logger: Logger) throws {
+        self.limits = limits
+        self.logger = logger
+        var c = config
+        c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
+        c.retentionMs = -1
+        c.retentionBytes = -1
+        let now = currentTimeMs()
+        for p in 0..<Self.offsetsPartitions {
+            let log = try logManager.log(topic: Self.offsetsTopic, partition: p)
+                ?? logManager.createLog(topic: Self.offsetsTopic, partition: p, config: c, nowMs: now)
+            log.updateConfig(c)
+            offsetLogs.append(log)
+        }
+        try load()
+    }
+
+    /// Kafka's choice: abs(groupId.hashCode) % partitions, with Java's String.hashCode.
+    static func partition(for groupId: String) -> Int32 {
+        var h: Int32 = 0
+        for unit in groupId.utf16 { h = h &* 31 &+ Int32(unit) }
+        return (h & 0x7fff_ffff) % offsetsPartitions
+    }
+
+    // MARK: - persistence
+
+    private func load() throws {
+        for log in offsetLogs {
+            var offset = log.logStartOffset
+            while offset < log.logEndOffset {
+                let read = try log.read(from: offset, maxBytes: 4 << 20)
+                var batches = RecordBatchSequence(read.records)
+                var progressed = false
+                while let batch = batches.next() {
+                    for record in try batch.records() { apply(key: record.key, value: record.value) }
+                    offset = batch.nextOffset
+                    progressed = true
+                }
+                if !progressed { break }
+            }
+        }
+        let count = offsets.values.reduce(0) { $0 + $1.count }
+        if count > 0 { logger.info("loaded \(count) committed offsets of \(offsets.count) groups") }
+    }
+
+    private func apply(key: ByteBuffer?, value: ByteBuffer?) {
+        guard var k = key, let keyVersion = k.readInteger(as: Int16.self), keyVersion <= 1,
+              let ck = try? OffsetCommitKey.decode(from: &k, version: keyVersion) else { return }
+        let tp = TopicPartition(topic: ck.topic, partition: ck.partition)
+        guard var v = value else {
+            offsets[ck.group]?.removeValue(forKey: tp)
+            if offsets[ck.group]?.isEmpty == true { offsets.removeValue(forKey: ck.group) }
+            return
+        }
+        guard let valueVersion = v.readInteger(as: Int16.self), let cv = try? OffsetCommitValue.decode(from: &v, version: valueVersion) else { return }
+        offsets[ck.group, default: [:]][tp] = Committed(offset: cv.offset, leaderEpoch: cv.leaderEpoch, metadata: cv.metadata,
+                                                        commitTimestamp: cv.commitTimestamp)
+    }
+
+    static func record(group: String, _ tp: TopicPartition, _ c: Committed?) -> RecordBatchBuilder.Input {
+        var key = ByteBuffer()
+        key.writeInteger(Int16(1))
+        OffsetCommitKey(group: group, topic: tp.topic, partition: tp.partition).encode(into: &key, version: 1)
+        var value: ByteBuffer? = nil
+        if let c {
+            var v = ByteBuffer()
+            v.writeInteger(Int16(3))
+            OffsetCommitValue(offset: c.offset, leaderEpoch: c.leaderEpoch, metadata: c.metadata, commitTimestamp: c.commitTimestamp)
+                .encode(into: &v, version: 3)
+            value = v
+        }
+        return RecordBatchBuilder.Input(key: key, value: value, timestamp: c?.commitTimestamp ?? currentTimeMs())
+    }
+
+    /// Appends commits (or tombstones) for one group, then applies them: an offset is visible
+    /// only once it is in the log (and, under durability `ack`, on disk).
+    func persist(group: String, _ entries: [(TopicPartition, Committed?)]) throws {
+        guard !entries.isEmpty else { return }
+        let log = offsetLogs[Int(Self.partition(for: group))]
+        let batch = try RecordBatch(try RecordBatchBuilder().build(entries.map { Self.record(group: group, $0.0, $0.1) }))
+        _ = try log.append([batch], nowMs: currentTimeMs())
+        lock.withLock {
+            for (tp, c) in entries {
+                if let c { offsets[group, default: [:]][tp] = c } else { offsets[group]?.removeValue(forKey: tp) }
+            }
+            if offsets[group]?.isEmpty == true { offsets.removeValue(forKey: group) }
+        }
+    }
+
+    func committed(group: String) -> [TopicPartition: Committed] { lock.withLock { offsets[group] ?? [:] } }
+
+    // MARK: - membership
+
+    /// Runs an event on a group and delivers every outcome; returns the requester's outcome if
+    /// the event answered it at once.
+    @discardableResult
+    private func run(_ groupId: String, requester: String?, kind: Kind, on loop: EventLoop,
+                     _ event: (inout ConsumerGroup) -> [ConsumerGroup.Outcome]) -> EventLoopFuture<ConsumerGroup.Outcome>? {
+        let promise = requester.map { _ in loop.makePromise(of: ConsumerGroup.Outcome.self) }
+        var deliveries: [(EventLoopPromise<ConsumerGroup.Outcome>, ConsumerGroup.Outcome)] = []
+        lock.withLock {
+            var group = groups[groupId] ?? ConsumerGroup(groupId: groupId, limits: limits)
+            let outcomes = event(&group)
+            groups[groupId] = group
+            var answered = false
+            for outcome in outcomes {
+                let (member, isJoin) = Self.target(outcome)
+                if let requester, let promise, member == requester, isJoin == (kind == .join), !answered {
+                    deliveries.append((promise, outcome))
+                    answered = true
+                } else if isJoin, let parked = parkedJoins[groupId]?.removeValue(forKey: member) {
+                    deliveries.append((parked, outcome))
+                } else if !isJoin, let parked = parkedSyncs[groupId]?.removeValue(forKey: member) {
+                    deliveries.append((parked, outcome))
+                }
+            }
+            if !answered, let requester, let promise {
+                if kind == .join {
+                    if let old = parkedJoins[groupId]?[requester] { deliveries.append((old, .joinFailed(memberId: requester, .unknownMemberId))) }
+                    parkedJoins[groupId, default: [:]][requester] = promise
+                } else {
+                    parkedSyncs[groupId, default: [:]][requester] = promise
+                }
+            }
+        }
+        for (p, outcome) in deliveries { p.succeed(outcome) }
+        return promise?.futureResult
+    }
+
+    enum Kind { case join, sync }
+
+    private static func target(_ outcome: ConsumerGroup.Outcome) -> (String, Bool) {
+        switch outcome {
+        case .joined(let r): (r.memberId, true)
+        case .joinFailed(let m, _): (m, true)
+        case .synced(let m, _): (m, false)
+        case .syncFailed(let m, _): (m, false)
+        }
+    }
+
+    func join(groupId: String, memberId: String, groupInstanceId: String?, clientId: String, clientHost: String,
+              sessionTimeoutMs: Int32, rebalanceTimeoutMs: Int32, protocolType: String,
+              protocols: [(name: String, metadata: [UInt8])], requireKnownMemberId: Bool,
+              on loop: EventLoop) -> EventLoopFuture<ConsumerGroup.Outcome> {
+        let newId = "\(clientId.isEmpty ? "member" : clientId)-\(Uuid.random().description)"
+        // The requester is known by the id it sent, or by the new id when it had none; failures
+        // for an empty id come back under the empty id.
+        let resolved = memberId.isEmpty ? newId : memberId
+        let direct = loop.makePromise(of: ConsumerGroup.Outcome.self)
+        var deliveries: [(EventLoopPromise<ConsumerGroup.Outcome>, ConsumerGroup.Outcome)] = []
+        lock.withLock {
+            var group = groups[groupId] ?? ConsumerGroup(groupId: groupId, limits: limits)
+            let outcomes = group.join(memberId: memberId, groupInstanceId: groupInstanceId, clientId: clientId, clientHost: clientHost,
+                                      sessionTimeoutMs: sessionTimeoutMs, rebalanceTimeoutMs: rebalanceTimeoutMs,
+                                      protocolType: protocolType, protocols: protocols, newMemberId: newId,
+                                      requireKnownMemberId: requireKnownMemberId, nowMs: currentTimeMs())
+            groups[groupId] = group
+            var answered = false
+            for outcome in outcomes {
+                let (member, isJoin) = Self.target(outcome)
+                if isJoin && !answered && (member == resolved || member == memberId) {
+                    deliveries.append((direct, outcome))
+                    answered = true
+                } else if isJoin, let parked = parkedJoins[groupId]?.removeValue(forKey: member) {
+                    deliveries.append((parked, outcome))
+                } else if !isJoin, let parked = parkedSyncs[groupId]?.removeValue(forKey: member) {
+                    deliveries.append((parked, outcome))
+                }
+            }
+            if !answered {
+                if let old = parkedJoins[groupId]?[resolved] { deliveries.append((old, .joinFailed(memberId: resolved, .unknownMemberId))) }
+                parkedJoins[groupId, default: [:]][resolved] = direct
+            }
+        }
+        for (p, outcome) in deliveries { p.succeed(outcome) }
+        return direct.futureResult
+    }
+
+    func sync(groupId: String, memberId: String, groupInstanceId: String?, generationId: Int32,
+              assignments: [String: [UInt8]], on loop: EventLoop) -> EventLoopFuture<ConsumerGroup.Outcome> {
+        run(groupId, requester: memberId, kind: .sync, on: loop) { group in
+            group.sync(memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId,
+                       assignments: assignments, nowMs: currentTimeMs())
+        }!
+    }
+
+    func heartbeat(groupId: String, memberId: String, groupInstanceId: String?, generationId: Int32) -> ConsumerGroup.Error? {
+        lock.withLock {
+            guard groups[groupId] != nil else { return .unknownMemberId }
+            return groups[groupId]!.heartbeat(memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId,
+                                              nowMs: currentTimeMs())
+        }
+    }
+
+    func leave(groupId: String, memberId: String, groupInstanceId: String?, on loop: EventLoop) -> ConsumerGroup.Error? {
+        var error: ConsumerGroup.Error? = nil
+        run(groupId, requester: nil, kind: .join, on: loop) { group in
+            let (e, outcomes) = group.leave(memberId: memberId, groupInstanceId: groupInstanceId, nowMs: currentTimeMs())
+            error = e
+            return outcomes
+        }
+        return error
+    }
+
+    /// Called periodically: session expiry and rebalance deadlines.
+    func tick(on loop: EventLoop) {
+        let ids = lock.withLock { Array(groups.keys) }
+        for id in ids {
+            run(id, requester: nil, kind: .join, on: loop) { group in group.tick(nowMs: currentTimeMs()) }
+        }
+    }
+
+    func validateCommit(groupId: String, memberId: String, groupInstanceId: String?, generationId: Int32) -> ConsumerGroup.Error? {
+        lock.withLock {
+            guard let group = groups[groupId] else {
+                return generationId < 0 && memberId.isEmpty ? nil : .unknownMemberId
+            }
+            return group.validateCommit(memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId)
+        }
+    }
+
+    struct GroupSummary {
+        var groupId: String
+        var state: String
+        var protocolType: String
+        var protocolName: String
+        var members: [ConsumerGroup.Member]
+    }
+
+    func summaries() -> [GroupSummary] {
+        lock.withLock {
+            var out: [String: GroupSummary] = [:]
+            for (id, g) in groups {
+                out[id] = GroupSummary(groupId: id, state: g.state.rawValue, protocolType: g.protocolType ?? "",
+                                       protocolName: g.protocolName ?? "", members: Array(g.members.values))
+            }
+            for id in offsets.keys where out[id] == nil {
+                out[id] = GroupSummary(groupId: id, state: "Empty", protocolType: "consumer", protocolName: "", members: [])
+            }
+            return out.values.sorted { $0.groupId < $1.groupId }
+        }
+    }
+
+    /// Deletes an empty group and its offsets.
+    func delete(groupId: String) throws -> ErrorCode {
+        let (exists, empty, tps): (Bool, Bool, [TopicPartition]) = lock.withLock {
+            let g = groups[groupId]
+            let committed = offsets[groupId].map { Array($0.keys) } ?? []
+            return (g != nil || !committed.isEmpty, g?.isEmpty ?? true, committed)
+        }
+        guard exists else { return .groupIdNotFound }
+        guard empty else { return .nonEmptyGroup }
+        try persist(group: groupId, tps.map { ($0, nil) })
+        lock.withLock { _ = groups.removeValue(forKey: groupId) }
+        return .none
+    }
+}
+
+extension ConsumerGroup.Error {
+    var code: ErrorCode {
+        switch self {
+        case .unknownMemberId: .unknownMemberId
+        case .illegalGeneration: .illegalGeneration
+        case .rebalanceInProgress: .rebalanceInProgress
+        case .inconsistentGroupProtocol: .inconsistentGroupProtocol
+        case .invalidSessionTimeout: .invalidSessionTimeout
+        case .fencedInstanceId: .fencedInstanceId
+        case .memberIdRequired: .memberIdRequired
+        case .groupMaxSizeReached: .groupMaxSizeReached
+        case .coordinatorNotAvailable: .coordinatorNotAvailable
+        }
+    }
+}
