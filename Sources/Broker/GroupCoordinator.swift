@@ -159,7 +159,10 @@ final class GroupCoordinator: @unchecked Sendable {
                 }
             }
         }
-        for (p, outcome) in deliveries { p.succeed(outcome) }
+        for (p, outcome) in deliveries {
+            logger.debug("group \(groupId): \(outcome)")
+            p.succeed(outcome)
+        }
         return promise?.futureResult
     }
 
@@ -208,7 +211,10 @@ final class GroupCoordinator: @unchecked Sendable {
                 parkedJoins[groupId, default: [:]][resolved] = direct
             }
         }
-        for (p, outcome) in deliveries { p.succeed(outcome) }
+        for (p, outcome) in deliveries {
+            logger.debug("group \(groupId): join by '\(memberId)': \(outcome)")
+            p.succeed(outcome)
+        }
         return direct.futureResult
     }
 

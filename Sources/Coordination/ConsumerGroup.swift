@@ -348,7 +348,9 @@ public struct ConsumerGroup: Sendable {
         guard members[memberId] != nil else { return .unknownMemberId }
         if let instance = groupInstanceId, members[memberId]!.groupInstanceId != instance { return .fencedInstanceId }
         guard generationId == self.generationId else { return .illegalGeneration }
-        if state == .preparingRebalance { return .rebalanceInProgress }
+        // As Kafka: commits of the current generation are still accepted while the group prepares
+        // a rebalance (heartbeats tell the member), but not between JoinGroup and SyncGroup.
+        if state == .completingRebalance { return .rebalanceInProgress }
         return nil
     }
 

@@ -1,0 +1,283 @@
+"""Consumer groups with real clients: assignors, rebalances on leave and on session expiry,
+committed offsets that survive restarts, admin views of groups."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import wait_for
+
+FAST = ["group.initial.rebalance.delay.ms=0"]
+
+
+def setup_topic(bootstrap, topic, partitions=6, count=600):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        p.produce(topic, value=b"%d" % i, partition=i % partitions)
+    assert p.flush(20) == 0
+
+
+def run_confluent_group(bootstrap, topic, group, strategy, n, total, extra=None):
+    seen, assignments, stop = [], {}, threading.Event()
+    lock = threading.Lock()
+
+    def member(name):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": strategy, "enable.auto.commit": False, **(extra or {})})
+        c.subscribe([topic])
+        while not stop.is_set():
+            m = c.poll(0.2)
+            with lock:
+                assignments[name] = sorted(tp.partition for tp in c.assignment())
+            if m is not None and m.error() is None:
+                with lock:
+                    seen.append((m.partition(), m.offset()))
+                try:
+                    c.commit(m, asynchronous=False)
+                except KafkaException as e:  # e.g. REBALANCE_IN_PROGRESS between Join and Sync
+                    assert e.args[0].code() in (22, 25, 27), e
+        c.close()
+
+    threads = [threading.Thread(target=member, args=(f"m{i}",), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(seen) >= total, timeout=60, what=f"{total} records")
+        # The shares while all members are in the group (before any leaves).
+        wait_for(lambda: len(assignments) == n and all(len(v) == 6 // n for v in dict(assignments).values()),
+                 timeout=30, what="an even split")
+        final = dict(assignments)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    return seen, final
+
+
+@pytest.mark.parametrize("strategy", ["range", "roundrobin", "cooperative-sticky"])
+def test_confluent_three_consumers_share_six_partitions(make_sluice, strategy):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "shared")
+    seen, assignments = run_confluent_group(s.bootstrap, "shared", f"g-{strategy}", strategy, 3, 600)
+    assert len(seen) == 600 and len(set(seen)) == 600, "every record exactly once"
+    assert sorted(p for parts in assignments.values() for p in parts) == list(range(6))
+    assert all(len(parts) == 2 for parts in assignments.values()), assignments
+    # The group's committed offsets cover everything.
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": f"g-{strategy}"})
+    committed = c.committed([TopicPartition("shared", p) for p in range(6)], timeout=10)
+    assert [tp.offset for tp in committed] == [100] * 6
+    c.close()
+
+
+@pytest.mark.parametrize("assignor", ["range", "roundrobin", "sticky"])
+def test_kafka_python_group(make_sluice, assignor):
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+    cls = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor, "sticky": StickyPartitionAssignor}[assignor]
+    # Kafka's default initial rebalance delay (3 s): kafka-python's leader assigns from the
+    # metadata it has when the join completes, and relies on that delay to have it.
+    s = make_sluice().start()
+    setup_topic(s.bootstrap, "kpg")
+    seen, assignments, stop, lock = [], {}, threading.Event(), threading.Lock()
+
+    def member(name):
+        c = KafkaConsumer("kpg", bootstrap_servers=s.bootstrap, group_id="kp-" + assignor, auto_offset_reset="earliest",
+                          partition_assignment_strategy=[cls], enable_auto_commit=False)
+        while not stop.is_set():
+            batch = c.poll(timeout_ms=200)
+            with lock:
+                assignments[name] = sorted(tp.partition for tp in c.assignment())
+            for msgs in batch.values():
+                with lock:
+                    seen.extend((m.partition, m.offset) for m in msgs)
+            if batch:
+                try:
+                    c.commit()
+                except Exception:  # CommitFailedError during a rebalance: the records come again
+                    pass
+        c.close()
+
+    threads = [threading.Thread(target=member, args=(f"m{i}",), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(seen) >= 600, timeout=90, what="600 records")
+        wait_for(lambda: len(assignments) == 3 and all(len(v) == 2 for v in dict(assignments).values()),
+                 timeout=30, what="an even split")
+        final = dict(assignments)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert len(set(seen)) == 600
+    assert sorted(p for parts in final.values() for p in parts) == list(range(6))
+    assert all(len(parts) == 2 for parts in final.values()), final
+
+
+def test_aiokafka_group_commit_and_resume(make_sluice):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "aiog", partitions=2, count=100)
+
+    async def consume(limit):
+        c = AIOKafkaConsumer("aiog", bootstrap_servers=s.bootstrap, group_id="aio", auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+        await c.start()
+        got = []
+        try:
+            deadline = time.time() + 30
+            while len(got) < limit and time.time() < deadline:
+                batch = await c.getmany(timeout_ms=500, max_records=limit - len(got))
+                for msgs in batch.values():
+                    got.extend(m.value for m in msgs)
+            await c.commit()
+        finally:
+            await c.stop()
+        return got
+
+    first = asyncio.run(consume(60))
+    second = asyncio.run(consume(40))
+    assert len(first) == 60 and len(second) == 40
+    assert set(first).isdisjoint(second)
+    assert len(set(first) | set(second)) == 100
+
+
+KILLABLE = r'''
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "survivors", "auto.offset.reset": "earliest",
+              "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "enable.auto.commit": False})
+c.subscribe(["expire"])
+while True:
+    m = c.poll(0.2)
+    if c.assignment():
+        print("assigned", flush=True)
+'''
+
+
+def test_killed_member_session_expires_and_the_others_take_over(make_sluice):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "expire", partitions=4, count=0)
+    victim = subprocess.Popen([sys.executable, "-c", KILLABLE, s.bootstrap], stdout=subprocess.PIPE, text=True)
+    try:
+        line = victim.stdout.readline()
+        assert "assigned" in line
+        c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "survivors", "auto.offset.reset": "earliest",
+                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+        c.subscribe(["expire"])
+
+        def share():
+            c.poll(0.2)
+            return len(c.assignment())
+
+        wait_for(lambda: share() == 2, timeout=30, what="an even split with the victim")
+        victim.send_signal(signal.SIGKILL)  # no LeaveGroup: only the session timeout removes it
+        victim.wait(10)
+        killed_at = time.time()
+        wait_for(lambda: share() == 4, timeout=30, what="the survivor owning every partition")
+        assert time.time() - killed_at >= 3  # it took the session to expire, not a leave
+        p = Producer({"bootstrap.servers": s.bootstrap})
+        for i in range(40):
+            p.produce("expire", value=b"%d" % i, partition=i % 4)
+        p.flush(10)
+        got = []
+        deadline = time.time() + 20
+        while len(got) < 40 and time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        assert sorted(got) == sorted(b"%d" % i for i in range(40))
+        c.close()
+    finally:
+        victim.kill()
+
+
+def test_committed_offsets_survive_restart_and_kill(make_sluice):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "keep", partitions=2, count=20)
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "keeper", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("keep", 0, 7), TopicPartition("keep", 1, 3)], asynchronous=False)
+    c.close()
+    s.stop()
+    s.start()
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "keeper"})
+    assert [tp.offset for tp in c.committed([TopicPartition("keep", 0), TopicPartition("keep", 1)], timeout=10)] == [7, 3]
+    c.commit(offsets=[TopicPartition("keep", 0, 9)], asynchronous=False)
+    c.close()
+    s.kill()
+    s.start()
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "keeper", "auto.offset.reset": "earliest"})
+    assert [tp.offset for tp in c.committed([TopicPartition("keep", 0), TopicPartition("keep", 1)], timeout=10)] == [9, 3]
+    # A group member resumes from the committed offsets.
+    c.subscribe(["keep"])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 11 + 7 and time.time() < deadline:  # 20-9 + 10-3
+        m = c.poll(0.3)
+        if m is not None and m.error() is None:
+            got.append((m.partition(), m.offset()))
+    assert min(o for p, o in got if p == 0) == 9
+    assert min(o for p, o in got if p == 1) == 3
+    c.close()
+
+
+def test_auto_offset_reset_latest_and_two_groups_independent(make_sluice):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "resets", partitions=1, count=10)
+    latest = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "late", "auto.offset.reset": "latest"})
+    latest.subscribe(["resets"])
+    wait_for(lambda: latest.poll(0.2) is None and latest.assignment(), timeout=20, what="assignment")
+    p = Producer({"bootstrap.servers": s.bootstrap})
+    p.produce("resets", value=b"new")
+    p.flush(10)
+    m = None
+    deadline = time.time() + 15
+    while m is None and time.time() < deadline:
+        m = latest.poll(0.3)
+        if m is not None and m.error() is not None:
+            m = None
+    assert m is not None and m.value() == b"new" and m.offset() == 10
+    latest.close()
+    early = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "early", "auto.offset.reset": "earliest"})
+    early.subscribe(["resets"])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < 11 and time.time() < deadline:
+        m = early.poll(0.3)
+        if m is not None and m.error() is None:
+            got.append(m.offset())
+    assert got == list(range(11))
+    early.close()
+
+
+def test_admin_lists_and_describes_groups(make_sluice):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "desc", partitions=2, count=10)
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "described", "auto.offset.reset": "earliest",
+                  "client.id": "describer"})
+    c.subscribe(["desc"])
+    wait_for(lambda: c.poll(0.2) is not None or len(c.assignment()) == 2, timeout=20, what="assignment")
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    listed = a.list_consumer_groups().result(10)
+    assert "described" in [g.group_id for g in listed.valid]
+    described = a.describe_consumer_groups(["described"])["described"].result(10)
+    assert str(described.state).endswith("STABLE")
+    assert len(described.members) == 1 and described.members[0].client_id == "describer"
+    c.close()
+    wait_for(lambda: str(a.describe_consumer_groups(["described"])["described"].result(10).state).endswith("EMPTY"),
+             timeout=20, what="the group to empty")
+    res = a.delete_consumer_groups(["described"])
+    for f in res.values():
+        f.result(10)
