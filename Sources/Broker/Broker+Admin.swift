@@ -204,7 +204,7 @@ extension Broker {
         let set = overrides ?? metadata.topic(topic)?.configs ?? [:]
         var effective = topicDefaults()
         for (k, v) in set { _ = try? effective.set(k, v) }
-        var entries = effective.entries.map { e in
+        let entries = effective.entries.map { e in
             (name: e.name, value: e.value, source: set[e.name] != nil ? ConfigSource.topic.rawValue : ConfigSource.defaultConfig.rawValue)
         }
         return entries.sorted { $0.name < $1.name }

@@ -62,17 +62,8 @@ final class GroupCoordinator: @unchecked Sendable {
 
     private func load() throws {
         for log in offsetLogs {
-            var offset = log.logStartOffset
-            while offset < log.logEndOffset {
-                let read = try log.read(from: offset, maxBytes: 4 << 20)
-                var batches = RecordBatchSequence(read.records)
-                var progressed = false
-                while let batch = batches.next() {
-                    for record in try batch.records() { apply(key: record.key, value: record.value) }
-                    offset = batch.nextOffset
-                    progressed = true
-                }
-                if !progressed { break }
+            try log.forEachBatch { batch in
+                for record in try batch.records() { apply(key: record.key, value: record.value) }
             }
         }
         let count = offsets.values.reduce(0) { $0 + $1.count }
@@ -129,10 +120,13 @@ final class GroupCoordinator: @unchecked Sendable {
 
     /// Runs an event on a group and delivers every outcome; returns the requester's outcome if
     /// the event answered it at once.
+    /// Runs an event on a group and delivers every outcome. The requester (known by any of
+    /// `aliases`: the id it sent, or the id handed out to it) gets its outcome through the returned
+    /// future, at once or when a later event produces it.
     @discardableResult
-    private func run(_ groupId: String, requester: String?, kind: Kind, on loop: EventLoop,
+    private func run(_ groupId: String, requester aliases: [String] = [], kind: Kind, on loop: EventLoop,
                      _ event: (inout ConsumerGroup) -> [ConsumerGroup.Outcome]) -> EventLoopFuture<ConsumerGroup.Outcome>? {
-        let promise = requester.map { _ in loop.makePromise(of: ConsumerGroup.Outcome.self) }
+        let promise = aliases.isEmpty ? nil : loop.makePromise(of: ConsumerGroup.Outcome.self)
         var deliveries: [(EventLoopPromise<ConsumerGroup.Outcome>, ConsumerGroup.Outcome)] = []
         lock.withLock {
             var group = groups[groupId] ?? ConsumerGroup(groupId: groupId, limits: limits)
@@ -141,7 +135,7 @@ final class GroupCoordinator: @unchecked Sendable {
             var answered = false
             for outcome in outcomes {
                 let (member, isJoin) = Self.target(outcome)
-                if let requester, let promise, member == requester, isJoin == (kind == .join), !answered {
+                if let promise, aliases.contains(member), isJoin == (kind == .join), !answered {
                     deliveries.append((promise, outcome))
                     answered = true
                 } else if isJoin, let parked = parkedJoins[groupId]?.removeValue(forKey: member) {
@@ -150,12 +144,12 @@ final class GroupCoordinator: @unchecked Sendable {
                     deliveries.append((parked, outcome))
                 }
             }
-            if !answered, let requester, let promise {
+            if !answered, let promise, let parkAs = aliases.first {
                 if kind == .join {
-                    if let old = parkedJoins[groupId]?[requester] { deliveries.append((old, .joinFailed(memberId: requester, .unknownMemberId))) }
-                    parkedJoins[groupId, default: [:]][requester] = promise
+                    if let old = parkedJoins[groupId]?[parkAs] { deliveries.append((old, .joinFailed(memberId: parkAs, .unknownMemberId))) }
+                    parkedJoins[groupId, default: [:]][parkAs] = promise
                 } else {
-                    parkedSyncs[groupId, default: [:]][requester] = promise
+                    parkedSyncs[groupId, default: [:]][parkAs] = promise
                 }
             }
         }
@@ -182,45 +176,20 @@ final class GroupCoordinator: @unchecked Sendable {
               protocols: [(name: String, metadata: [UInt8])], requireKnownMemberId: Bool,
               on loop: EventLoop) -> EventLoopFuture<ConsumerGroup.Outcome> {
         let newId = "\(clientId.isEmpty ? "member" : clientId)-\(Uuid.random().description)"
-        // The requester is known by the id it sent, or by the new id when it had none; failures
-        // for an empty id come back under the empty id.
+        // A member without an id is parked under the id handed out to it; failures for it come
+        // back under the empty id it sent.
         let resolved = memberId.isEmpty ? newId : memberId
-        let direct = loop.makePromise(of: ConsumerGroup.Outcome.self)
-        var deliveries: [(EventLoopPromise<ConsumerGroup.Outcome>, ConsumerGroup.Outcome)] = []
-        lock.withLock {
-            var group = groups[groupId] ?? ConsumerGroup(groupId: groupId, limits: limits)
-            let outcomes = group.join(memberId: memberId, groupInstanceId: groupInstanceId, clientId: clientId, clientHost: clientHost,
-                                      sessionTimeoutMs: sessionTimeoutMs, rebalanceTimeoutMs: rebalanceTimeoutMs,
-                                      protocolType: protocolType, protocols: protocols, newMemberId: newId,
-                                      requireKnownMemberId: requireKnownMemberId, nowMs: currentTimeMs())
-            groups[groupId] = group
-            var answered = false
-            for outcome in outcomes {
-                let (member, isJoin) = Self.target(outcome)
-                if isJoin && !answered && (member == resolved || member == memberId) {
-                    deliveries.append((direct, outcome))
-                    answered = true
-                } else if isJoin, let parked = parkedJoins[groupId]?.removeValue(forKey: member) {
-                    deliveries.append((parked, outcome))
-                } else if !isJoin, let parked = parkedSyncs[groupId]?.removeValue(forKey: member) {
-                    deliveries.append((parked, outcome))
-                }
-            }
-            if !answered {
-                if let old = parkedJoins[groupId]?[resolved] { deliveries.append((old, .joinFailed(memberId: resolved, .unknownMemberId))) }
-                parkedJoins[groupId, default: [:]][resolved] = direct
-            }
-        }
-        for (p, outcome) in deliveries {
-            logger.debug("group \(groupId): join by '\(memberId)': \(outcome)")
-            p.succeed(outcome)
-        }
-        return direct.futureResult
+        return run(groupId, requester: [resolved, memberId], kind: .join, on: loop) { group in
+            group.join(memberId: memberId, groupInstanceId: groupInstanceId, clientId: clientId, clientHost: clientHost,
+                       sessionTimeoutMs: sessionTimeoutMs, rebalanceTimeoutMs: rebalanceTimeoutMs,
+                       protocolType: protocolType, protocols: protocols, newMemberId: newId,
+                       requireKnownMemberId: requireKnownMemberId, nowMs: currentTimeMs())
+        }!
     }
 
     func sync(groupId: String, memberId: String, groupInstanceId: String?, generationId: Int32,
               assignments: [String: [UInt8]], on loop: EventLoop) -> EventLoopFuture<ConsumerGroup.Outcome> {
-        run(groupId, requester: memberId, kind: .sync, on: loop) { group in
+        run(groupId, requester: [memberId], kind: .sync, on: loop) { group in
             group.sync(memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId,
                        assignments: assignments, nowMs: currentTimeMs())
         }!
@@ -236,7 +205,7 @@ final class GroupCoordinator: @unchecked Sendable {
 
     func leave(groupId: String, memberId: String, groupInstanceId: String?, on loop: EventLoop) -> ConsumerGroup.Error? {
         var error: ConsumerGroup.Error? = nil
-        run(groupId, requester: nil, kind: .join, on: loop) { group in
+        run(groupId, kind: .join, on: loop) { group in
             let (e, outcomes) = group.leave(memberId: memberId, groupInstanceId: groupInstanceId, nowMs: currentTimeMs())
             error = e
             return outcomes
@@ -248,7 +217,7 @@ final class GroupCoordinator: @unchecked Sendable {
     func tick(on loop: EventLoop) {
         let ids = lock.withLock { Array(groups.keys) }
         for id in ids {
-            run(id, requester: nil, kind: .join, on: loop) { group in group.tick(nowMs: currentTimeMs()) }
+            run(id, kind: .join, on: loop) { group in group.tick(nowMs: currentTimeMs()) }
         }
     }
 

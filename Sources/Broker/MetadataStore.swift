@@ -135,25 +135,16 @@ public final class MetadataStore: @unchecked Sendable {
     }
 
     private func replay() throws {
-        var offset = log.logStartOffset
-        while offset < log.logEndOffset {
-            let read = try log.read(from: offset, maxBytes: 1 << 20)
-            var batches = RecordBatchSequence(read.records)
-            var progressed = false
-            while let batch = batches.next() {
-                for record in try batch.records() {
-                    guard var value = record.value,
-                          value.readUnsignedVarint32() == 1,
-                          let key = value.readUnsignedVarint32(), let version = value.readUnsignedVarint32()
-                    else { throw StorageError.corrupt("unreadable metadata record at \(batch.baseOffset)") }
-                    try apply(key: Int16(key), version: Int16(version), body: value)
-                }
-                offset = batch.nextOffset
-                progressed = true
+        try log.forEachBatch { batch in
+            for record in try batch.records() {
+                guard var value = record.value,
+                      value.readUnsignedVarint32() == 1,
+                      let key = value.readUnsignedVarint32(), let version = value.readUnsignedVarint32()
+                else { throw StorageError.corrupt("unreadable metadata record at \(batch.baseOffset)") }
+                try apply(key: Int16(key), version: Int16(version), body: value)
             }
-            if !progressed { break }
         }
-        logger.debug("metadata: replayed \(topicsByName.count) topics up to offset \(offset)")
+        logger.debug("metadata: replayed \(topicsByName.count) topics up to offset \(log.logEndOffset)")
     }
 
     /// Applies one record to the image (callers hold the lock, or are the initialiser).

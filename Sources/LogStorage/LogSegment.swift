@@ -93,22 +93,27 @@ final class LogSegment {
             do {
                 try slice.withUnsafeReadableBytes { (raw) throws(Errno) in try log.writeAll(raw, at: Int64(position)) }
             } catch { throw error.at(logPath) }
-            if batch.maxTimestamp > maxTimestamp {
-                maxTimestamp = batch.maxTimestamp
-                offsetOfMaxTimestamp = batch.lastOffset
-            }
-            if bytesSinceIndexEntry > indexIntervalBytes {
-                offsetIndex.append(offset: batch.baseOffset, position: position)
-                timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
-                bytesSinceIndexEntry = 0
-            }
-            bytesSinceIndexEntry += batch.byteCount
+            index(batch, at: position)
             position += batch.byteCount
             nextOffset = batch.nextOffset
         }
         size = position
         if firstAppendMs == nil { firstAppendMs = nowMs }
         lastAppendMs = nowMs
+    }
+
+    /// Tracks the largest timestamp and adds index entries every `index.interval.bytes`.
+    private func index(_ batch: RecordBatch, at position: Int) {
+        if batch.maxTimestamp > maxTimestamp {
+            maxTimestamp = batch.maxTimestamp
+            offsetOfMaxTimestamp = batch.lastOffset
+        }
+        if bytesSinceIndexEntry > indexIntervalBytes {
+            offsetIndex.append(offset: batch.baseOffset, position: position)
+            timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            bytesSinceIndexEntry = 0
+        }
+        bytesSinceIndexEntry += batch.byteCount
     }
 
     var indexesFull: Bool { offsetIndex.isFull || timeIndex.isFull }
@@ -160,16 +165,7 @@ final class LogSegment {
             guard let h = try header(at: position), h.baseOffset >= (position == 0 ? baseOffset : nextOffset) else { break }
             let bytes = try readBytes(position: position, length: h.bytes)
             guard let batch = try? RecordBatch(bytes) else { break scan }
-            if batch.maxTimestamp > maxTimestamp {
-                maxTimestamp = batch.maxTimestamp
-                offsetOfMaxTimestamp = batch.lastOffset
-            }
-            if bytesSinceIndexEntry > indexIntervalBytes {
-                offsetIndex.append(offset: batch.baseOffset, position: position)
-                timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
-                bytesSinceIndexEntry = 0
-            }
-            bytesSinceIndexEntry += h.bytes
+            index(batch, at: position)
             position += h.bytes
             valid = position
             nextOffset = batch.nextOffset

@@ -219,6 +219,22 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` with every batch from the log start to the end (for replaying internal logs
+    /// such as the metadata log and `__consumer_offsets` at start).
+    public func forEachBatch(_ body: (RecordBatch) throws -> Void) throws {
+        var offset = logStartOffset
+        while offset < logEndOffset {
+            var batches = RecordBatchSequence(try read(from: offset, maxBytes: 4 << 20).records)
+            var progressed = false
+            while let batch = batches.next() {
+                try body(batch)
+                offset = batch.nextOffset
+                progressed = true
+            }
+            if !progressed { break }
+        }
+    }
+
     private func segmentIndex(for offset: Int64) -> Int {
         var low = 0, high = segments.count - 1, found = 0
         while low <= high {

@@ -14,6 +14,23 @@ def still_serves(s):
     assert p.flush(15) == 0
 
 
+def produce_raw(port, topic, batch, version):
+    """Sends one Produce request (acks 1) carrying `batch` for partition 0 of `topic`, returns
+    that partition's error code."""
+    topic = topic.encode()
+    body = struct.pack(">hhih", 0, version, 5, -1) + struct.pack(">hhi", -1, 1, 5000)
+    body += struct.pack(">ih", 1, len(topic)) + topic + struct.pack(">iii", 1, 0, len(batch)) + bytes(batch)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+        c.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", c.recv(4))[0]
+        data = b""
+        while len(data) < size:
+            data += c.recv(size - len(data))
+    # correlation id, topics[1], name, partitions[1], index, then the error code
+    pos = 4 + 4 + 2 + len(topic) + 4 + 4
+    return struct.unpack(">h", data[pos:pos + 2])[0]
+
+
 def send_and_expect_close(s, payload, timeout=10):
     with socket.create_connection(("127.0.0.1", s.port), timeout=timeout) as c:
         c.sendall(payload)
@@ -68,25 +85,10 @@ def test_bad_crc_is_corrupt_message_and_nothing_is_appended(sluice):
     b.append(0, 1000, None, b"value", [])
     batch = bytearray(b.build())
     batch[-1] ^= 0xFF  # break the CRC
-    AdminClient({"bootstrap.servers": sluice.bootstrap}).list_topics(timeout=10)
-    Producer({"bootstrap.servers": sluice.bootstrap}).produce("crc", value=b"first")  # auto-creates
     p = Producer({"bootstrap.servers": sluice.bootstrap})
     p.produce("crc", value=b"first")
     assert p.flush(10) == 0
-    # Produce v3: transactional id null, acks 1, timeout, one topic, one partition, the records.
-    topic = b"crc"
-    body = struct.pack(">hhih", 0, 3, 5, -1) + struct.pack(">hhi", -1, 1, 5000)
-    body += struct.pack(">ih", 1, len(topic)) + topic + struct.pack(">iii", 1, 0, len(batch)) + bytes(batch)
-    with socket.create_connection(("127.0.0.1", sluice.port), timeout=10) as c:
-        c.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", c.recv(4))[0]
-        data = b""
-        while len(data) < size:
-            data += c.recv(size - len(data))
-    # correlation, topics[1], name, partitions[1], index, error code
-    pos = 4 + 4 + 2 + len(topic) + 4 + 4
-    error = struct.unpack(">h", data[pos:pos + 2])[0]
-    assert error == 2  # CORRUPT_MESSAGE
+    assert produce_raw(sluice.port, "crc", batch, 3) == 2  # CORRUPT_MESSAGE
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "x"})
     assert c.get_watermark_offsets(TopicPartition("crc", 0), timeout=10)[1] == 1
@@ -106,17 +108,7 @@ def test_compression_bomb_is_refused(make_sluice, codec):
     p = Producer({"bootstrap.servers": s.bootstrap})
     p.produce("bomb", value=b"first")
     assert p.flush(10) == 0
-    topic = b"bomb"
-    body = struct.pack(">hhih", 0, 7, 9, -1) + struct.pack(">hhi", -1, 1, 5000)
-    body += struct.pack(">ih", 1, len(topic)) + topic + struct.pack(">iii", 1, 0, len(batch)) + batch
-    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
-        c.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", c.recv(4))[0]
-        data = b""
-        while len(data) < size:
-            data += c.recv(size - len(data))
-    pos = 4 + 4 + 2 + len(topic) + 4 + 4
-    assert struct.unpack(">h", data[pos:pos + 2])[0] in (18, 2)  # RECORD_LIST_TOO_LARGE
+    assert produce_raw(s.port, "bomb", batch, 7) in (18, 2)  # RECORD_LIST_TOO_LARGE
     still_serves(s)
 
 
