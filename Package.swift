@@ -66,11 +66,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A small synchronous Kafka client for the CLI tools (admin, produce, fetch, group offsets).
+        .target(
+            name: "KafkaClient",
+            dependencies: ["KafkaProtocol", "Records", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // The executable: `sluice server`, `sluice storage`, CLI tools.
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "Broker", "LogStorage", "KafkaProtocol", "Records", "SystemIO",
+                "Broker", "KafkaClient", "LogStorage", "KafkaProtocol", "Records", "SystemIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -89,6 +94,7 @@ let package = Package(
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Records", "SystemIO"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(
             name: "KafkaProtocolTests",
             dependencies: [

@@ -12,7 +12,8 @@ struct Sluice: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A Kafka-compatible log server.",
-        subcommands: [Server.self, Storage.self, DumpLog.self]
+        subcommands: [Server.self, Storage.self, Topics.self, ConsoleProducer.self, ConsoleConsumer.self,
+                      ConsumerGroups.self, DumpLog.self]
     )
 }
 
