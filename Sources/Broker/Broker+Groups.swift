@@ -1,4 +1,5 @@
 import Coordination
+import Foundation
 import KafkaProtocol
 import NIOCore
 
@@ -222,6 +223,59 @@ extension Broker {
             let code = (try? groups.delete(groupId: id)) ?? .coordinatorNotAvailable
             response.results.append(.init(groupId: id, errorCode: code.rawValue))
         }
+        return frame(response, context)
+    }
+}
+
+extension Broker {
+    func handleOffsetDelete(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
+        let request = try OffsetDeleteRequest.decode(from: &body, version: context.version)
+        var response = OffsetDeleteResponse()
+        guard groups.groupExists(request.groupId) else {
+            response.errorCode = ErrorCode.groupIdNotFound.rawValue
+            return context.eventLoop.makeSucceededFuture(frame(response, context))
+        }
+        // Offsets of topics the group is consuming cannot be deleted (Kafka's rule).
+        let subscribed = groups.subscribedTopics(group: request.groupId) ?? []
+        var deletions: [(GroupCoordinator.TopicPartition, GroupCoordinator.Committed?)] = []
+        for t in request.topics {
+            let code: ErrorCode = subscribed.contains(t.name) ? .groupSubscribedToTopic
+                : (metadata.topic(t.name) == nil ? .unknownTopicOrPartition : .none)
+            if code == .none { deletions += t.partitions.map { (.init(topic: t.name, partition: $0.partitionIndex), nil) } }
+            response.topics.append(.init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: code.rawValue) }))
+        }
+        let groupId = request.groupId
+        let answer = response
+        let removals = deletions
+        return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> OffsetDeleteResponse in
+            do {
+                try groups.persist(group: groupId, removals)
+                return answer
+            } catch {
+                var failed = answer
+                failed.errorCode = ErrorCode.coordinatorNotAvailable.rawValue
+                return failed
+            }
+        }.map { [self] in frame($0, context) }
+    }
+
+    func handleDescribeLogDirs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try DescribeLogDirsRequest.decode(from: &body, version: context.version)
+        var byTopic: [String: [DescribeLogDirsResponse.DescribeLogDirsPartition]] = [:]
+        let wanted = request.topics.map { Dictionary($0.map { ($0.topic, Set($0.partitions)) }, uniquingKeysWith: { a, b in a.union(b) }) }
+        for topic in metadata.topics where wanted == nil || wanted![topic.name] != nil {
+            for p in 0..<topic.partitionCount where wanted?[topic.name]?.contains(p) ?? true {
+                guard let log = logManager.log(topic: topic.name, partition: p) else { continue }
+                byTopic[topic.name, default: []].append(.init(partitionIndex: p, partitionSize: log.sizeBytes, offsetLag: 0, isFutureKey: false))
+            }
+        }
+        var stats = statvfs()
+        let haveStats = statvfs(config.logDir, &stats) == 0
+        let response = DescribeLogDirsResponse(results: [.init(
+            logDir: config.logDir,
+            topics: byTopic.keys.sorted().map { .init(name: $0, partitions: byTopic[$0]!) },
+            totalBytes: haveStats ? Int64(stats.f_blocks) * Int64(stats.f_frsize) : -1,
+            usableBytes: haveStats ? Int64(stats.f_bavail) * Int64(stats.f_frsize) : -1)])
         return frame(response, context)
     }
 }

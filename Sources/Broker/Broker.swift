@@ -45,7 +45,7 @@ public final class Broker: @unchecked Sendable {
         (.describeCluster, 0...1),
         (.findCoordinator, 0...4), (.joinGroup, 0...7), (.syncGroup, 0...5), (.heartbeat, 0...4),
         (.leaveGroup, 0...5), (.offsetCommit, 2...9), (.offsetFetch, 1...9), (.listGroups, 0...5),
-        (.describeGroups, 0...5), (.deleteGroups, 0...2),
+        (.describeGroups, 0...5), (.deleteGroups, 0...2), (.offsetDelete, 0...0), (.describeLogDirs, 0...4),
     ]
     static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
 
@@ -107,6 +107,7 @@ public final class Broker: @unchecked Sendable {
             }
         }
         try? logManager.checkpoint()
+        groups.expireOffsets(retentionMs: config.offsetsRetentionMs, nowMs: now)
     }
 
     // MARK: - dispatch
@@ -159,6 +160,8 @@ public final class Broker: @unchecked Sendable {
             case .listGroups: return done(context, try handleListGroups(context, &body))
             case .describeGroups: return done(context, try handleDescribeGroups(context, &body))
             case .deleteGroups: return done(context, try handleDeleteGroups(context, &body))
+            case .offsetDelete: return try handleOffsetDelete(context, &body)
+            case .describeLogDirs: return done(context, try handleDescribeLogDirs(context, &body))
             default: return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
             }
         } catch let error as DecodeError {

@@ -252,6 +252,46 @@ final class GroupCoordinator: @unchecked Sendable {
         }
     }
 
+    /// Topics the group's members subscribe to (from their consumer-protocol metadata).
+    func subscribedTopics(group groupId: String) -> Set<String>? {
+        lock.withLock {
+            guard let g = groups[groupId], !g.isEmpty else { return nil }
+            var topics: Set<String> = []
+            for m in g.members.values {
+                var b = ByteBuffer(bytes: m.protocols.first { $0.name == g.protocolName }?.metadata ?? m.protocols.first?.metadata ?? [])
+                if let version = b.readInteger(as: Int16.self),
+                   let sub = try? ConsumerProtocolSubscription.decode(from: &b, version: min(max(version, 0), ConsumerProtocolSubscription.validVersions.upperBound)) {
+                    topics.formUnion(sub.topics)
+                }
+            }
+            return topics
+        }
+    }
+
+    func groupExists(_ groupId: String) -> Bool {
+        lock.withLock { groups[groupId] != nil || offsets[groupId] != nil }
+    }
+
+    /// offsets.retention.minutes: offsets of a group without members expire this long after
+    /// their last commit (Kafka 2.1+ semantics). Called from housekeeping.
+    func expireOffsets(retentionMs: Int64, nowMs: Int64) {
+        let expired: [(String, [TopicPartition])] = lock.withLock {
+            offsets.compactMap { (groupId, committed) in
+                guard groups[groupId]?.isEmpty ?? true else { return nil }
+                let old = committed.filter { nowMs - $0.value.commitTimestamp > retentionMs }.map(\.key)
+                return old.isEmpty ? nil : (groupId, old)
+            }
+        }
+        for (groupId, tps) in expired {
+            do {
+                try persist(group: groupId, tps.map { ($0, nil) })
+                logger.info("expired \(tps.count) committed offsets of group \(groupId)")
+            } catch {
+                logger.error("expiring offsets of \(groupId) failed: \(error)")
+            }
+        }
+    }
+
     /// Deletes an empty group and its offsets.
     func delete(groupId: String) throws -> ErrorCode {
         let (exists, empty, tps): (Bool, Bool, [TopicPartition]) = lock.withLock {

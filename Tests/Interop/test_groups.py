@@ -281,3 +281,69 @@ def test_admin_lists_and_describes_groups(make_sluice):
     res = a.delete_consumer_groups(["described"])
     for f in res.values():
         f.result(10)
+
+
+def test_static_member_restart_keeps_its_partitions_without_a_rebalance(make_sluice):
+    s = make_sluice(FAST).start()
+    setup_topic(s.bootstrap, "static", partitions=4, count=0)
+    revoked = []
+
+    def consumer(instance=None, on_revoke=None):
+        conf = {"bootstrap.servers": s.bootstrap, "group.id": "statics", "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 500, "partition.assignment.strategy": "range"}
+        if instance:
+            conf["group.instance.id"] = instance
+        c = Consumer(conf)
+        c.subscribe(["static"], on_revoke=on_revoke or (lambda c, p: None))
+        return c
+
+    a = consumer("static-a")
+    b = consumer(on_revoke=lambda c, parts: revoked.append([p.partition for p in parts]))
+
+    def both_assigned():
+        a.poll(0.1)
+        b.poll(0.1)
+        return len(a.assignment()) == 2 and len(b.assignment()) == 2
+
+    wait_for(both_assigned, timeout=30, what="a 2/2 split")
+    a_parts = sorted(p.partition for p in a.assignment())
+    revocations_before = len(revoked)
+    a.close()  # a static member does not send LeaveGroup
+    a2 = consumer("static-a")
+    wait_for(lambda: (a2.poll(0.1), b.poll(0.1)) and len(a2.assignment()) == 2, timeout=20, what="the restarted static member")
+    assert sorted(p.partition for p in a2.assignment()) == a_parts
+    for _ in range(10):
+        b.poll(0.1)
+    assert len(revoked) == revocations_before, "the other member saw no rebalance"
+    a2.close()
+    b.close()
+
+
+def test_offset_delete_and_offsets_retention(make_sluice):
+    s = make_sluice(FAST + ["offsets.retention.ms=1500"]).start()
+    setup_topic(s.bootstrap, "od", partitions=2, count=4)
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "od-group"})
+    c.commit(offsets=[TopicPartition("od", 0, 1), TopicPartition("od", 1, 2)], asynchronous=False)
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KTopicPartition
+    admin = KafkaAdminClient(bootstrap_servers=s.bootstrap)
+    admin.delete_group_offsets("od-group", [KTopicPartition("od", 0)])
+    admin.close()
+    committed = c.committed([TopicPartition("od", 0), TopicPartition("od", 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [-1001, 2]  # -1001: no committed offset
+    # An empty group's offsets expire after offsets.retention.
+    wait_for(lambda: c.committed([TopicPartition("od", 1)], timeout=10)[0].offset == -1001, timeout=20,
+             what="the offset to expire")
+    c.close()
+
+
+def test_kafka_python_describe_log_dirs(sluice):
+    from kafka import KafkaAdminClient, KafkaProducer
+    p = KafkaProducer(bootstrap_servers=sluice.bootstrap)
+    p.send("dirs", value=b"x" * 100)
+    p.flush(10)
+    p.close()
+    admin = KafkaAdminClient(bootstrap_servers=sluice.bootstrap)
+    text = str(admin.describe_log_dirs())
+    admin.close()
+    assert sluice.log_dir in text and "dirs" in text
