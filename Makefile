@@ -45,8 +45,9 @@ generate:
 ## response body) and FuzzRecordBatch (batch splitting, CRC, records, decompression).
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS = FuzzRequest FuzzRecordBatch
+# Every Swift module gets libFuzzer's coverage instrumentation, not only the targets.
 fuzz-build:
-	$(SWIFT) build -c release --package-path Fuzz --scratch-path .build-fuzz
+	$(SWIFT) build -c release --package-path Fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 
 fuzz: deps fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

@@ -54,14 +54,40 @@ extension Broker {
                         fail(failure.code, failure.message)
                     case .success(let batch):
                         do {
-                            let r = try log.append([batch], nowMs: now, deferFlush: true)
-                            if r.needsFlush {
-                                flushes.append((log, r.lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                            // Idempotent producers: check the sequence, append, record, under the
+                            // partition's producer-state lock.
+                            let state = batch.producerId >= 0 ? try producerStates.state(for: log) : nil
+                            state?.lock.lock()
+                            defer { state?.lock.unlock() }
+                            let verdict = state?.machine.check(producerId: batch.producerId, epoch: batch.producerEpoch,
+                                                               firstSequence: batch.baseSequence, lastSequence: batch.lastSequence) ?? .append
+                            switch verdict {
+                            case .append:
+                                let r = try log.append([batch], nowMs: now, deferFlush: true)
+                                state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
+                                                      firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
+                                                      firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now)
+                                if r.needsFlush {
+                                    flushes.append((log, r.lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                                }
+                                result.baseOffset = r.baseOffset
+                                result.logAppendTimeMs = r.logAppendTime
+                                result.logStartOffset = r.logStartOffset
+                                appended = true
+                            case .duplicate(let firstOffset, let lastOffset):
+                                // A retry of a batch already in the log: answer with its offsets.
+                                result.baseOffset = firstOffset
+                                result.logStartOffset = log.logStartOffset
+                                if log.durableOffset <= lastOffset && log.currentConfig.durability == .ack {
+                                    flushes.append((log, lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                                }
+                            case .outOfOrderSequence(let expected, let got):
+                                fail(.outOfOrderSequenceNumber, "expected sequence \(expected), got \(got)")
+                            case .invalidEpoch(let current, let got):
+                                fail(.invalidProducerEpoch, "producer epoch \(got) is older than \(current)")
+                            case .unknownProducer:
+                                fail(.unknownProducerId, "no state for producer \(batch.producerId)")
                             }
-                            result.baseOffset = r.baseOffset
-                            result.logAppendTimeMs = r.logAppendTime
-                            result.logStartOffset = r.logStartOffset
-                            appended = true
                         } catch StorageError.recordTooLarge {
                             fail(.messageTooLarge)
                         } catch {

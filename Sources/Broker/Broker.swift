@@ -34,6 +34,7 @@ public final class Broker: @unchecked Sendable {
     let threadPool: NIOThreadPool
     let fetchWaiters = FetchWaiters()
     let groups: GroupCoordinator
+    let producerStates = ProducerStates()
     private let createLock = NIOLock()
 
     /// What we advertise in ApiVersions: only what is implemented and tested.
@@ -212,6 +213,7 @@ public final class Broker: @unchecked Sendable {
         try createLock.withLock {
             try metadata.deleteTopic(name, nowMs: currentTimeMs())
             logManager.deleteLogs(topic: name)
+            producerStates.forget(topic: name)
             logger.info("deleted topic \(name)")
         }
     }

@@ -14,9 +14,9 @@ def still_serves(s):
     assert p.flush(15) == 0
 
 
-def produce_raw(port, topic, batch, version):
+def produce_raw(port, topic, batch, version, with_offset=False):
     """Sends one Produce request (acks 1) carrying `batch` for partition 0 of `topic`, returns
-    that partition's error code."""
+    that partition's error code (and base offset with `with_offset`)."""
     topic = topic.encode()
     body = struct.pack(">hhih", 0, version, 5, -1) + struct.pack(">hhi", -1, 1, 5000)
     body += struct.pack(">ih", 1, len(topic)) + topic + struct.pack(">iii", 1, 0, len(batch)) + bytes(batch)
@@ -28,7 +28,8 @@ def produce_raw(port, topic, batch, version):
             data += c.recv(size - len(data))
     # correlation id, topics[1], name, partitions[1], index, then the error code
     pos = 4 + 4 + 2 + len(topic) + 4 + 4
-    return struct.unpack(">h", data[pos:pos + 2])[0]
+    error = struct.unpack(">h", data[pos:pos + 2])[0]
+    return (error, struct.unpack(">q", data[pos + 2:pos + 10])[0]) if with_offset else error
 
 
 def send_and_expect_close(s, payload, timeout=10):

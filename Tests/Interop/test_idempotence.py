@@ -1,0 +1,86 @@
+"""Idempotent producers: raw-protocol checks of the sequence rules, and their survival across
+restarts and kill -9."""
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka.record.default_records import DefaultRecordBatchBuilder
+
+from test_hostile import produce_raw
+
+
+def batch(pid, epoch, seq, values):
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=pid,
+                                  producer_epoch=epoch, base_sequence=seq, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, 1000 + i, None, v, [])
+    return bytes(b.build())
+
+
+def end_offset(s, topic):
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "idem-check"})
+    high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    c.close()
+    return high
+
+
+def create(s, topic):
+    p = Producer({"bootstrap.servers": s.bootstrap})
+    p.produce(topic, value=b"seed")  # auto-creates the topic
+    assert p.flush(10) == 0
+
+
+def test_duplicate_gap_and_fenced_epoch(sluice):
+    create(sluice, "idem")
+    first = batch(4242, 0, 0, [b"a", b"b"])
+    assert produce_raw(sluice.port, "idem", first, 7, with_offset=True) == (0, 1)
+    # The same batch again (a retry): success with the original offset, appended once.
+    assert produce_raw(sluice.port, "idem", first, 7, with_offset=True) == (0, 1)
+    assert end_offset(sluice, "idem") == 3
+    # The next sequence is 2; 5 is a gap.
+    assert produce_raw(sluice.port, "idem", batch(4242, 0, 5, [b"x"]), 7) == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce_raw(sluice.port, "idem", batch(4242, 0, 2, [b"c"]), 7) == 0
+    # A new epoch starts at 0; the old epoch is then fenced.
+    assert produce_raw(sluice.port, "idem", batch(4242, 1, 0, [b"d"]), 7) == 0
+    assert produce_raw(sluice.port, "idem", batch(4242, 0, 3, [b"e"]), 7) == 47  # INVALID_PRODUCER_EPOCH
+    # A producer we never saw must start at 0.
+    assert produce_raw(sluice.port, "idem", batch(777, 0, 9, [b"f"]), 7) == 59  # UNKNOWN_PRODUCER_ID
+    assert end_offset(sluice, "idem") == 5
+
+
+def test_producer_state_survives_restart_and_kill_9(make_sluice):
+    s = make_sluice(["sluice.durability=ack"]).start()
+    create(s, "idem2")
+    b0 = batch(99, 0, 0, [b"one"])
+    assert produce_raw(s.port, "idem2", b0, 7, with_offset=True) == (0, 1)
+    s.stop()
+    s.start()
+    assert produce_raw(s.port, "idem2", b0, 7, with_offset=True) == (0, 1)  # still a duplicate
+    b1 = batch(99, 0, 1, [b"two"])
+    assert produce_raw(s.port, "idem2", b1, 7, with_offset=True) == (0, 2)
+    s.kill()
+    s.start()
+    assert produce_raw(s.port, "idem2", b1, 7, with_offset=True) == (0, 2)
+    assert produce_raw(s.port, "idem2", batch(99, 0, 2, [b"three"]), 7) == 0
+    assert end_offset(s, "idem2") == 4
+
+
+def test_confluent_idempotent_producer_exactly_once_in_order(make_sluice):
+    s = make_sluice(["sluice.durability=ack"]).start()
+    p = Producer({"bootstrap.servers": s.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 1})
+    acked = []
+    for i in range(2000):
+        p.produce("exact", value=b"%06d" % i, on_delivery=lambda e, m: acked.append(m.value()) if e is None else None)
+        if i % 100 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "exact", "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition("exact", 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 2000 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert got == [b"%06d" % i for i in range(2000)]
+    assert sorted(acked) == got
