@@ -43,24 +43,28 @@ generate:
 
 ## libFuzzer targets (Fuzz/Package.swift): FuzzRequest (frames, headers, every request and
 ## response body) and FuzzRecordBatch (batch splitting, CRC, records, decompression).
+## `make fuzz` instruments every Swift module for coverage (a long build, once); the smoke run
+## inside `make test` instruments only the targets, which builds much faster.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS = FuzzRequest FuzzRecordBatch
-# Every Swift module gets libFuzzer's coverage instrumentation, not only the targets.
+FUZZ_SCRATCH ?= .build-fuzz
+FUZZ_FLAGS ?= -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 fuzz-build:
-	$(SWIFT) build -c release --package-path Fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	$(SWIFT) build -c release --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) $(FUZZ_FLAGS)
 
 fuzz: deps fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p .build-fuzz/corpus/$$t; \
+	  mkdir -p $(FUZZ_SCRATCH)/corpus/$$t; \
 	  echo "== $$t for $(FUZZ_SECONDS)s"; \
-	  .build-fuzz/release/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
-	    .build-fuzz/corpus/$$t Fuzz/corpus/$$(echo $$t | sed 's/Fuzz//' | tr A-Z a-z) || exit 1; \
+	  $(FUZZ_SCRATCH)/release/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    $(FUZZ_SCRATCH)/corpus/$$t Fuzz/corpus/$$(echo $$t | sed 's/Fuzz//' | tr A-Z a-z) || exit 1; \
 	done
 
 ## A few seconds per target, as part of `make test`.
-fuzz-smoke: fuzz-build
-	@if $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 SWIFT=$(SWIFT) > .build-fuzz/smoke.log 2>&1; then \
-	  grep -E "^==|^Done" .build-fuzz/smoke.log; \
+fuzz-smoke:
+	@mkdir -p .build-fuzz-smoke
+	@if $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10 FUZZ_SCRATCH=.build-fuzz-smoke FUZZ_FLAGS= SWIFT=$(SWIFT) > .build-fuzz-smoke/smoke.log 2>&1; then \
+	  grep -E "^==|^Done" .build-fuzz-smoke/smoke.log; \
 	else \
-	  tail -40 .build-fuzz/smoke.log; echo "fuzz smoke run FAILED"; exit 1; \
+	  tail -40 .build-fuzz-smoke/smoke.log; echo "fuzz smoke run FAILED"; exit 1; \
 	fi
