@@ -1,6 +1,7 @@
 import KafkaProtocol
 import LogStorage
 import NIOCore
+import Dispatch
 import Records
 
 /// Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch.
@@ -43,6 +44,7 @@ extension Broker {
             for partition in topic.partitionData {
                 var result = ProduceResponse.PartitionProduceResponse(index: partition.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
                 func fail(_ code: ErrorCode, _ message: String? = nil) {
+                    metrics.failedProduce.increment()
                     result.errorCode = code.rawValue
                     result.errorMessage = message
                 }
@@ -64,6 +66,8 @@ extension Broker {
                             switch verdict {
                             case .append:
                                 let r = try log.append([batch], nowMs: now, deferFlush: true)
+                                metrics.bytesIn.increment(by: batch.byteCount)
+                                metrics.messagesIn.increment(by: Int(batch.recordCount))
                                 state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
                                                       firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
                                                       firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now)
@@ -159,6 +163,8 @@ extension Broker {
             let (response, bytes, failed) = fetch(request, version: context.version)
             if final || failed || bytes >= Int(max(1, request.minBytes)) || request.maxWaitMs <= 0 || currentTimeMs() >= deadline {
                 state.done = true
+                metrics.bytesOut.increment(by: bytes)
+                if failed { metrics.failedFetch.increment() }
                 if let id = state.waiterId { fetchWaiters.remove(id) }
                 state.timeout?.cancel()
                 promise.succeed(frame(response, context))

@@ -4,7 +4,9 @@ import LogStorage
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Metrics
 import Records
+import Dispatch
 
 /// Wall-clock milliseconds (the only clock the handlers read; state machines get it passed in).
 func currentTimeMs() -> Int64 {
@@ -35,6 +37,9 @@ public final class Broker: @unchecked Sendable {
     let fetchWaiters = FetchWaiters()
     let groups: GroupCoordinator
     let producerStates = ProducerStates()
+    let metrics = BrokerMetrics()
+    /// Per-API request counters and timers, made once (creating a metric is a registry lookup).
+    let requestMetrics: [Int16: (count: Counter, time: Timer)]
     private let createLock = NIOLock()
 
     /// What we advertise in ApiVersions: only what is implemented and tested.
@@ -54,6 +59,8 @@ public final class Broker: @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.threadPool = threadPool
+        let m = BrokerMetrics()
+        requestMetrics = Dictionary(uniqueKeysWithValues: Self.supportedVersions.map { ($0.0.rawValue, (m.request($0.0.name), m.requestTime($0.0.name))) })
         let now = currentTimeMs()
         clusterId = try StorageFormat.ensureFormatted(logDir: config.logDir, nodeId: config.nodeId, logger: logger)
         // Topic configs come from the metadata log, which is itself a log: open storage with
@@ -100,6 +107,7 @@ public final class Broker: @unchecked Sendable {
     /// Periodic work: retention, interval flushes, checkpoints.
     func housekeeping() {
         let now = currentTimeMs()
+        metrics.partitions.record(logManager.allLogs.filter { !$0.topic.hasPrefix("__") }.count)
         logManager.applyRetention(nowMs: now)
         for log in logManager.allLogs {
             let c = log.currentConfig
@@ -134,6 +142,19 @@ public final class Broker: @unchecked Sendable {
             return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
         }
         let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, clientHost: clientHost)
+        let started = DispatchTime.now().uptimeNanoseconds
+        if let m = requestMetrics[key] {
+            m.count.increment()
+            return dispatch(context, &body).always { _ in
+                m.time.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            }
+        }
+        return dispatch(context, &body)
+    }
+
+    private func dispatch(_ context: RequestContext, _ body: inout ByteBuffer) -> EventLoopFuture<ByteBuffer?> {
+        let (apiKey, version, eventLoop, clientHost) = (context.apiKey, context.version, context.eventLoop, context.clientHost)
+        let key = apiKey.rawValue
         do {
             switch apiKey {
             case .apiVersions: return done(context, try handleApiVersions(context, &body))

@@ -36,7 +36,11 @@ public final class KafkaServer: @unchecked Sendable {
                     logger.warning("refusing connection from \(host): max.connections reached")
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in connections.close(host: host) }
+                broker.metrics.connections.record(connections.count)
+                channel.closeFuture.whenComplete { _ in
+                    connections.close(host: host)
+                    broker.metrics.connections.record(connections.count)
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     let frames = FrameDecoder(frameBytesMax: config.requestBytesMax)
                     let sync = channel.pipeline.syncOperations
@@ -81,6 +85,8 @@ final class ConnectionCounter: @unchecked Sendable {
             return true
         }
     }
+
+    var count: Int { lock.withLock { total } }
 
     func close(host: String) {
         lock.withLock {

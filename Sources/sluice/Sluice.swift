@@ -6,6 +6,8 @@ import Logging
 import LogStorage
 import NIOCore
 import NIOPosix
+import Metrics
+import Prometheus
 
 @main
 struct Sluice: ParsableCommand {
@@ -38,6 +40,9 @@ struct Server: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "sluice")
+        // Metrics go to a Prometheus registry, served when sluice.metrics.port is set.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         for key in config.unknown { logger.warning("unknown property \(key) ignored") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
         let pool = NIOThreadPool(numberOfThreads: 2)
@@ -45,6 +50,11 @@ struct Server: ParsableCommand {
         let broker = try Broker(config: config, logger: logger, threadPool: pool)
         let server = KafkaServer(broker: broker, group: group, logger: logger)
         let port = try server.start()
+        let metricsServer = MetricsServer { registry.emitToString() }
+        if config.metricsPort > 0 {
+            let bound = try metricsServer.start(group: group, host: config.listenerHost, port: config.metricsPort)
+            logger.info("metrics on http://\(config.listenerHost):\(bound)/metrics")
+        }
         let (host, advertisedPort) = config.advertised
         logger.info("sluice \(sluiceVersion) listening on \(config.listenerHost):\(port) (advertised \(host):\(advertisedPort)), log.dirs=\(config.logDir), cluster.id=\(broker.clusterId)")
         print("Sluice is ready: bootstrap servers \(host):\(advertisedPort)  (log.dirs=\(config.logDir))")
@@ -63,6 +73,7 @@ struct Server: ParsableCommand {
         done.wait()
         logger.info("shutting down")
         server.stop()
+        metricsServer.stop()
         try? group.syncShutdownGracefully()
         do { try broker.shutdown() } catch { logger.error("shutdown: \(error)") }
         try? pool.syncShutdownGracefully()

@@ -15,11 +15,11 @@ struct ImportRulesTests {
         "LogStorage": ["SystemIO", "Records", "CSluice", "NIOCore", "NIOConcurrencyHelpers", "Logging", "Metrics", "Atomics", "DequeModule", "Collections"],
         "KafkaProtocol": ["Records", "NIOCore"],
         "Coordination": ["KafkaProtocol", "Records"],
-        "Broker": ["Foundation", "NIOConcurrencyHelpers", "LogStorage", "KafkaProtocol", "Coordination", "Records", "SystemIO", "CSluice", "NIOCore", "NIOPosix",
+        "Broker": ["Foundation", "NIOConcurrencyHelpers", "NIOHTTP1", "LogStorage", "KafkaProtocol", "Coordination", "Records", "SystemIO", "CSluice", "NIOCore", "NIOPosix",
                    "Logging", "Metrics", "Prometheus", "ServiceLifecycle", "Atomics", "Collections", "DequeModule"],
         "KafkaClient": ["KafkaProtocol", "Records", "NIOCore", "NIOPosix", "Logging"],
         "MessageGenerator": [],
-        "sluice": ["Broker", "KafkaClient", "KafkaProtocol", "LogStorage", "Records", "SystemIO", "ArgumentParser", "Dispatch",
+        "sluice": ["Broker", "KafkaClient", "KafkaProtocol", "LogStorage", "Records", "SystemIO", "ArgumentParser", "Dispatch", "Metrics", "Prometheus",
                    "Logging", "NIOCore", "NIOPosix", "ServiceLifecycle"],
     ]
 

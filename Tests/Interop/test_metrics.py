@@ -1,0 +1,42 @@
+"""The Prometheus endpoint, with Kafka's metric names."""
+import urllib.request
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import free_port, wait_for
+
+
+def scrape(port):
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
+def value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_prometheus_endpoint_counts_traffic(make_sluice):
+    port = free_port()
+    s = make_sluice([f"sluice.metrics.port={port}"]).start()
+    p = Producer({"bootstrap.servers": s.bootstrap})
+    for i in range(25):
+        p.produce("metered", value=b"x" * 100)
+    assert p.flush(10) == 0
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "m"})
+    c.assign([TopicPartition("metered", 0, 0)])
+    got = 0
+    while got < 25:
+        m = c.poll(5)
+        assert m is not None
+        got += m.error() is None
+    c.close()
+    text = scrape(port)
+    assert value(text, "kafka_server_brokertopicmetrics_messagesin_total") == 25
+    assert value(text, "kafka_server_brokertopicmetrics_bytesin_total") >= 2500
+    assert value(text, "kafka_server_brokertopicmetrics_bytesout_total") >= 2500
+    assert 'kafka_network_requestmetrics_requests_total{request="Produce"}' in text
+    assert 'kafka_network_requestmetrics_totaltimems' in text
+    wait_for(lambda: value(scrape(port), "kafka_server_replicamanager_partitioncount") == 1, timeout=10, what="the partition gauge")
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).status == 200
