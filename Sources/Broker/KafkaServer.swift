@@ -15,6 +15,8 @@ public final class KafkaServer: @unchecked Sendable {
     private var housekeeping: RepeatedTask?
     private var groupClock: RepeatedTask?
     let connections = ConnectionCounter()
+    /// Requests received and not yet answered, over all connections (for a graceful stop).
+    let inFlight = ConnectionCounter()
 
     public init(broker: Broker, group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.broker = broker
@@ -30,7 +32,7 @@ public final class KafkaServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { [broker, logger, connections] channel in
+            .childChannelInitializer { [broker, logger, connections, inFlight] channel in
                 let host = channel.remoteAddress?.ipAddress ?? "?"
                 guard connections.open(host: host, max: config.maxConnections, maxPerIp: config.maxConnectionsPerIp) else {
                     logger.warning("refusing connection from \(host): max.connections reached")
@@ -48,7 +50,8 @@ public final class KafkaServer: @unchecked Sendable {
                         try sync.addHandler(IdleCloser(idleMs: config.connectionsMaxIdleMs))
                     }
                     try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
-                    try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests, logger: logger))
+                    try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests,
+                                                       inFlight: inFlight, logger: logger))
                 }
             }
         let channel = try bootstrap.bind(host: config.listenerHost, port: config.listenerPort).wait()
@@ -64,11 +67,17 @@ public final class KafkaServer: @unchecked Sendable {
         return channel.localAddress?.port ?? config.listenerPort
     }
 
-    /// Stops accepting, lets in-flight requests finish briefly, then closes.
-    public func stop() {
+    /// Stops accepting connections and waits (at most `drainMs`) for in-flight requests to be
+    /// answered; the event loop group's shutdown then closes the connections.
+    public func stop(drainMs: Int64 = 5_000) async {
         housekeeping?.cancel()
         groupClock?.cancel()
-        try? channel?.close().wait()
+        try? await channel?.close().get()
+        let deadline = currentTimeMs() + drainMs
+        while inFlight.count > 0 && currentTimeMs() < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if inFlight.count > 0 { logger.warning("stopping with \(inFlight.count) requests still in flight") }
     }
 }
 
@@ -138,13 +147,15 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     let clientHost: String
     let queuedMax: Int
     let logger: Logger
+    let inFlightTotal: ConnectionCounter
     private var nextSequence = 0
     private var nextToWrite = 0
     private var ready: [Int: ByteBuffer?] = [:]
     private var readsPaused = false
     private var closing = false
 
-    init(broker: Broker, clientHost: String, queuedMax: Int, logger: Logger) {
+    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: ConnectionCounter, logger: Logger) {
+        self.inFlightTotal = inFlight
         self.broker = broker
         self.clientHost = clientHost
         self.queuedMax = queuedMax
@@ -159,10 +170,12 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
         let sequence = nextSequence
         nextSequence += 1
         let loop = context.eventLoop
+        _ = inFlightTotal.open(host: "", max: Int.max, maxPerIp: Int.max)
         broker.handle(frame: frame, eventLoop: loop, clientHost: clientHost)
             .hop(to: loop)
             .assumeIsolatedUnsafeUnchecked()
             .whenComplete { [self] result in
+                inFlightTotal.close(host: "")
                 switch result {
                 case .success(let response):
                     ready[sequence] = .some(response)

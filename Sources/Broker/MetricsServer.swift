@@ -24,7 +24,7 @@ public final class MetricsServer: @unchecked Sendable {
         return channel.localAddress?.port ?? port
     }
 
-    public func stop() { try? channel?.close().wait() }
+    public func stop() async { try? await channel?.close().get() }
 }
 
 final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {

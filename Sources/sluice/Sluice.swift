@@ -8,9 +8,10 @@ import NIOCore
 import NIOPosix
 import Metrics
 import Prometheus
+import ServiceLifecycle
 
 @main
-struct Sluice: ParsableCommand {
+struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A Kafka-compatible log server.",
@@ -19,7 +20,7 @@ struct Sluice: ParsableCommand {
     )
 }
 
-struct Server: ParsableCommand {
+struct Server: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the broker.")
 
     @Argument(help: "A server.properties file (Kafka's property names).")
@@ -28,7 +29,7 @@ struct Server: ParsableCommand {
     @Option(name: .customLong("override"), help: "A property as key=value; may repeat, applied after the file.")
     var overrides: [String] = []
 
-    func run() throws {
+    func run() async throws {
         let text = try properties.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
         let config: BrokerConfig
         do { config = try BrokerConfig.parse(properties: text, overrides: overrides) } catch {
@@ -60,25 +61,33 @@ struct Server: ParsableCommand {
         print("Sluice is ready: bootstrap servers \(host):\(advertisedPort)  (log.dirs=\(config.logDir))")
         fflush(nil)
 
-        // SIGTERM / SIGINT: stop accepting, let in-flight requests finish, flush, mark clean.
-        let done = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        done.wait()
+        // SIGTERM / SIGINT (swift-service-lifecycle): stop accepting, let in-flight requests be
+        // answered, flush, checkpoint and write the clean-shutdown marker.
+        let service = BrokerService(server: server, metricsServer: metricsServer, broker: broker, group: group, pool: pool, logger: logger)
+        let services = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
+    }
+}
+
+/// The broker as a lifecycle service: it runs until graceful shutdown is signalled, then stops
+/// everything in order.
+struct BrokerService: Service {
+    let server: KafkaServer
+    let metricsServer: MetricsServer
+    let broker: Broker
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
         logger.info("shutting down")
-        server.stop()
-        metricsServer.stop()
-        try? group.syncShutdownGracefully()
+        await server.stop()
+        await metricsServer.stop()
+        try? await group.shutdownGracefully()
         do { try broker.shutdown() } catch { logger.error("shutdown: \(error)") }
-        try? pool.syncShutdownGracefully()
+        try? await pool.shutdownGracefully()
         logger.info("stopped cleanly")
-        _ = sources
     }
 }
 
