@@ -3,6 +3,9 @@ import LogStorage
 import NIOCore
 import Dispatch
 import Records
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch.
 extension Broker {
@@ -153,21 +156,23 @@ extension Broker {
 
     // MARK: - fetch
 
-    func handleFetch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
+    func handleFetch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ResponseFrame?> {
         let request = try FetchRequest.decode(from: &body, version: context.version)
-        let promise = context.eventLoop.makePromise(of: ByteBuffer?.self)
+        let promise = context.eventLoop.makePromise(of: ResponseFrame?.self)
         let deadline = currentTimeMs() + Int64(max(0, request.maxWaitMs))
         let state = FetchState(promise: promise)
         let attempt: @Sendable (Bool) -> Void = { [self] final in
             guard !state.done else { return }
-            let (response, bytes, failed) = fetch(request, version: context.version)
+            let (response, slices, bytes, failed) = fetch(request, version: context.version)
             if final || failed || bytes >= Int(max(1, request.minBytes)) || request.maxWaitMs <= 0 || currentTimeMs() >= deadline {
                 state.done = true
                 metrics.bytesOut.increment(by: bytes)
                 if failed { metrics.failedFetch.increment() }
                 if let id = state.waiterId { fetchWaiters.remove(id) }
                 state.timeout?.cancel()
-                promise.succeed(frame(response, context))
+                promise.succeed(assemble(response, slices: slices, context))
+            } else {
+                for group in slices { for s in group { close(s.descriptor) } }
             }
         }
         attempt(false)
@@ -181,17 +186,84 @@ extension Broker {
     }
 
     final class FetchState: @unchecked Sendable {
-        let promise: EventLoopPromise<ByteBuffer?>
+        let promise: EventLoopPromise<ResponseFrame?>
         var done = false
         var waiterId: Int?
         var timeout: Scheduled<Void>?
-        init(promise: EventLoopPromise<ByteBuffer?>) { self.promise = promise }
+        init(promise: EventLoopPromise<ResponseFrame?>) { self.promise = promise }
     }
 
-    /// One pass over the requested partitions: the response, its record bytes, and whether any
-    /// partition failed (which answers at once).
-    private func fetch(_ request: FetchRequest, version: Int16) -> (FetchResponse, Int, Bool) {
+    /// Marks where a partition's records go: the response is encoded with this placeholder in
+    /// each records field, then split around it so the file ranges can be sent with sendfile.
+    static let recordsMarkerBytes = 12
+
+    /// The response frame with each partition's records as file ranges.
+    private func assemble(_ response: FetchResponse, slices: [[PartitionLog.FileSlice]], _ context: RequestContext) -> ResponseFrame {
+        var response = response
+        let nonce = UInt64.random(in: 0...UInt64.max)
+        var markers: [[UInt8]] = []
+        var index = 0
+        for t in response.responses.indices {
+            for p in response.responses[t].partitions.indices {
+                defer { index += 1 }
+                guard !slices[index].isEmpty else { continue }
+                var marker = ByteBuffer()
+                marker.writeInteger(nonce)
+                marker.writeInteger(UInt32(index))
+                markers.append(Array(marker.readableBytesView))
+                response.responses[t].partitions[p].records = marker
+            }
+        }
+        let encoded = frame(response, context)
+        guard !markers.isEmpty else { return ResponseFrame(encoded) }
+        let flexible = FetchResponse.isFlexible(version: context.version)
+        let bytes = Array(encoded.readableBytesView)
+        var parts: [ResponseFrame.Part] = []
+        var cursor = 0
+        var total = 0
+        var sliceGroups = slices.filter { !$0.isEmpty }.makeIterator()
+        for marker in markers {
+            let group = sliceGroups.next()!
+            guard let at = Self.find(marker, in: bytes, from: cursor) else {
+                for s in group { close(s.descriptor) }
+                continue
+            }
+            // The length prefix before the marker: int32, or unsigned varint (length + 1).
+            let prefixStart = flexible ? at - 1 : at - 4
+            let length = group.reduce(0) { $0 + $1.length }
+            var head = ByteBuffer(bytes: bytes[cursor..<prefixStart])
+            if flexible { head.writeUnsignedVarint(UInt32(length + 1)) } else { head.writeInteger(Int32(length)) }
+            total += head.readableBytes + length
+            parts.append(.bytes(head))
+            for s in group { parts.append(.file(OwnedDescriptor(s.descriptor), position: s.position, length: s.length)) }
+            cursor = at + marker.count
+        }
+        let tail = ByteBuffer(bytes: bytes[cursor...])
+        total += tail.readableBytes
+        parts.append(.bytes(tail))
+        // The frame's size prefix (the first four bytes) must count the file ranges too.
+        if case .bytes(var first) = parts[0] {
+            first.setInteger(Int32(total - 4), at: first.readerIndex)
+            parts[0] = .bytes(first)
+        }
+        return ResponseFrame(parts: parts)
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        var i = start
+        while i + needle.count <= haystack.count {
+            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// One pass over the requested partitions: the response (records left empty), the file
+    /// ranges per partition in response order, their total size, and whether any partition failed.
+    private func fetch(_ request: FetchRequest, version: Int16) -> (FetchResponse, [[PartitionLog.FileSlice]], Int, Bool) {
         var response = FetchResponse(sessionId: 0)
+        var slices: [[PartitionLog.FileSlice]] = []
         var remaining = request.maxBytes > 0 ? Int(request.maxBytes) : Int(Int32.max)
         var total = 0
         var failed = false
@@ -200,8 +272,11 @@ extension Broker {
             for p in topic.partitions {
                 var data = FetchResponse.PartitionData(partitionIndex: p.partition, highWatermark: -1, lastStableOffset: -1,
                                                        logStartOffset: -1, preferredReadReplica: -1)
+                data.records = ByteBuffer()
                 if request.isolationLevel == 1 { data.abortedTransactions = [] }
-                guard let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName else {
+                var found: [PartitionLog.FileSlice] = []
+                defer { slices.append(found) }
+                guard let log = logManager.log(topic: topic.topic, partition: p.partition), !topic.topic.hasPrefix("__") else {
                     data.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     failed = true
                     topicResponse.partitions.append(data)
@@ -213,10 +288,10 @@ extension Broker {
                 data.logStartOffset = log.logStartOffset
                 do {
                     let maxBytes = min(Int(max(0, p.partitionMaxBytes)), remaining)
-                    let read = try log.read(from: p.fetchOffset, maxBytes: maxBytes, upperBound: hw, minOneBatch: total == 0)
-                    data.records = read.records
-                    total += read.records.readableBytes
-                    remaining = max(0, remaining - read.records.readableBytes)
+                    let read = try log.readSlices(from: p.fetchOffset, maxBytes: maxBytes, upperBound: hw, minOneBatch: total == 0)
+                    found = read.slices
+                    total += read.bytes
+                    remaining = max(0, remaining - read.bytes)
                 } catch StorageError.offsetOutOfRange {
                     data.errorCode = ErrorCode.offsetOutOfRange.rawValue
                     failed = true
@@ -225,12 +300,11 @@ extension Broker {
                     data.errorCode = ErrorCode.kafkaStorageError.rawValue
                     failed = true
                 }
-                if data.records == nil { data.records = ByteBuffer() }
                 topicResponse.partitions.append(data)
             }
             response.responses.append(topicResponse)
         }
-        return (response, total, failed)
+        return (response, slices, total, failed)
     }
 
     // MARK: - offsets

@@ -123,7 +123,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Handles one request frame. Errors that Kafka answers by closing the connection (an
     /// unreadable header, an API or version we do not speak) fail the future.
-    func handle(frame: ByteBuffer, eventLoop: EventLoop, clientHost: String) -> EventLoopFuture<ByteBuffer?> {
+    func handle(frame: ByteBuffer, eventLoop: EventLoop, clientHost: String) -> EventLoopFuture<ResponseFrame?> {
         var body = frame
         let header: RequestHeader
         do {
@@ -135,8 +135,8 @@ public final class Broker: @unchecked Sendable {
         guard let apiKey = ApiKey(rawValue: key), let range = Self.supportedByKey[key], range.contains(version) else {
             if key == ApiKey.apiVersions.rawValue {
                 // KIP-511: answer in v0 with our ranges so the client can pick a version.
-                return eventLoop.makeSucceededFuture(KafkaHeaders.unsupportedApiVersionsResponse(
-                    correlationId: header.correlationId, supported: apiVersionList()))
+                return eventLoop.makeSucceededFuture(ResponseFrame(KafkaHeaders.unsupportedApiVersionsResponse(
+                    correlationId: header.correlationId, supported: apiVersionList())))
             }
             logger.debug("closing connection: unsupported api \(key) v\(version) from \(clientHost)")
             return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
@@ -152,7 +152,17 @@ public final class Broker: @unchecked Sendable {
         return dispatch(context, &body)
     }
 
-    private func dispatch(_ context: RequestContext, _ body: inout ByteBuffer) -> EventLoopFuture<ByteBuffer?> {
+    private func dispatch(_ context: RequestContext, _ body: inout ByteBuffer) -> EventLoopFuture<ResponseFrame?> {
+        if context.apiKey == .fetch {
+            do { return try handleFetch(context, &body) } catch {
+                logger.info("closing connection: malformed Fetch v\(context.version) from \(context.clientHost): \(error)")
+                return context.eventLoop.makeFailedFuture(error)
+            }
+        }
+        return dispatchBuffered(context, &body).map { $0.map(ResponseFrame.init) }
+    }
+
+    private func dispatchBuffered(_ context: RequestContext, _ body: inout ByteBuffer) -> EventLoopFuture<ByteBuffer?> {
         let (apiKey, version, eventLoop, clientHost) = (context.apiKey, context.version, context.eventLoop, context.clientHost)
         let key = apiKey.rawValue
         do {
@@ -160,7 +170,6 @@ public final class Broker: @unchecked Sendable {
             case .apiVersions: return done(context, try handleApiVersions(context, &body))
             case .metadata: return done(context, try handleMetadata(context, &body))
             case .produce: return try handleProduce(context, &body)
-            case .fetch: return try handleFetch(context, &body)
             case .listOffsets: return done(context, try handleListOffsets(context, &body))
             case .createTopics: return done(context, try handleCreateTopics(context, &body))
             case .deleteTopics: return done(context, try handleDeleteTopics(context, &body))

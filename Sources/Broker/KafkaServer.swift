@@ -109,7 +109,7 @@ final class ConnectionCounter: @unchecked Sendable {
 /// Closes a connection idle for connections.max.idle.ms.
 final class IdleCloser: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
+    typealias OutboundIn = IOData
     let idleMs: Int64
     private var lastActivity = NIODeadline.now()
     private var timer: RepeatedTask?
@@ -140,8 +140,8 @@ final class IdleCloser: ChannelDuplexHandler, @unchecked Sendable {
 /// One connection: frames in, responses out in request order.
 final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = IOData
+    typealias OutboundIn = IOData
 
     let broker: Broker
     let clientHost: String
@@ -150,7 +150,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     let inFlightTotal: ConnectionCounter
     private var nextSequence = 0
     private var nextToWrite = 0
-    private var ready: [Int: ByteBuffer?] = [:]
+    private var ready: [Int: ResponseFrame?] = [:]
     private var readsPaused = false
     private var closing = false
 
@@ -198,7 +198,22 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     private func writeReady(context: ChannelHandlerContext) {
         var wrote = false
         while let entry = ready.removeValue(forKey: nextToWrite) {
-            if let response = entry { context.write(wrapOutboundOut(response), promise: nil); wrote = true }
+            if let response = entry {
+                for part in response.parts {
+                    switch part {
+                    case .bytes(let buffer):
+                        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+                    case let .file(owned, position, length):
+                        // sendfile from the segment: the record bytes stay in the kernel.
+                        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: owned.take())
+                        let region = FileRegion(fileHandle: handle, readerIndex: Int(position), endIndex: Int(position) + length)
+                        let written = context.eventLoop.makePromise(of: Void.self)
+                        written.futureResult.whenComplete { _ in try? handle.close() }
+                        context.write(wrapOutboundOut(.fileRegion(region)), promise: written)
+                    }
+                }
+                wrote = true
+            }
             nextToWrite += 1
         }
         if wrote { context.flush() }

@@ -3,6 +3,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Records
 import SystemIO
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One partition's log: its segments, offsets and durability. Thread-safe; appends are
 /// serialised, and fsyncs happen outside the append lock so that one fdatasync covers every
@@ -232,6 +235,46 @@ public final class PartitionLog: @unchecked Sendable {
                 progressed = true
             }
             if !progressed { break }
+        }
+    }
+
+    /// A range of a segment file for sendfile. `descriptor` is a dup of the segment's, owned by
+    /// the receiver (it keeps the data readable even if retention deletes the segment meanwhile).
+    public struct FileSlice: Sendable {
+        public let descriptor: Int32
+        public let position: Int64
+        public let length: Int
+    }
+
+    /// As `read`, but returns file ranges instead of copying the bytes into memory: the fetch
+    /// path sends them with sendfile, so record bytes never pass through user space.
+    public func readSlices(from offset: Int64, maxBytes: Int, upperBound: Int64? = nil,
+                           minOneBatch: Bool = true) throws(StorageError) -> (slices: [FileSlice], bytes: Int) {
+        try lock.withStorageLock { () throws(StorageError) -> ([FileSlice], Int) in
+            let end = segments.last!.nextOffset
+            guard offset >= _logStartOffset && offset <= end else {
+                throw StorageError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
+            }
+            let bound = min(upperBound ?? end, end)
+            var slices: [FileSlice] = []
+            var total = 0
+            guard offset < bound else { return (slices, 0) }
+            for segment in segments[segmentIndex(for: offset)...] {
+                let room = maxBytes - total
+                if room <= 0 && !(minOneBatch && total == 0) { break }
+                let allowance = total == 0 && minOneBatch ? max(room, 1) : room
+                guard let (position, length) = try segment.slice(from: offset, maxBytes: allowance, upperBound: bound) else { continue }
+                if total > 0 && length > room { break }
+                let fd = dup(segment.log.descriptor)
+                if fd < 0 {
+                    for s in slices { Glibc.close(s.descriptor) }
+                    throw StorageError.io(Errno.current, path: segment.logPath)
+                }
+                slices.append(FileSlice(descriptor: fd, position: Int64(position), length: length))
+                total += length
+                if total >= maxBytes { break }
+            }
+            return (slices, total)
         }
     }
 

@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// A descriptor a response owns until it is handed to a FileRegion (or closed unused).
+final class OwnedDescriptor: @unchecked Sendable {
+    private(set) var descriptor: Int32
+    init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Hands the descriptor over; the caller closes it from now on.
+    func take() -> Int32 {
+        let d = descriptor
+        descriptor = -1
+        return d
+    }
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+}
+
+/// A response as written to the socket: bytes from memory and ranges of segment files, which go
+/// out with sendfile (Fetch), so record bytes are never copied through user space.
+struct ResponseFrame: Sendable {
+    enum Part: Sendable {
+        case bytes(ByteBuffer)
+        case file(OwnedDescriptor, position: Int64, length: Int)
+    }
+
+    var parts: [Part]
+
+    init(_ buffer: ByteBuffer) { parts = [.bytes(buffer)] }
+    init(parts: [Part]) { self.parts = parts }
+}
