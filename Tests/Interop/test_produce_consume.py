@@ -196,3 +196,17 @@ def test_long_poll_is_woken_by_new_data(sluice):
     # Woken by the append, not by the 5 s max wait.
     assert time.time() - start < 3
     c.close()
+
+
+def test_log_append_time_topic(sluice):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    create(sluice.bootstrap, "lat", 1, {"message.timestamp.type": "LogAppendTime"})
+    reports = []
+    p = Producer({"bootstrap.servers": sluice.bootstrap})
+    before = int(time.time() * 1000)
+    p.produce("lat", value=b"stamped", timestamp=1_000, on_delivery=lambda e, m: reports.append(m.timestamp()))
+    assert p.flush(10) == 0
+    got = consume_all(sluice.bootstrap, "lat", 1, 1)
+    kind, ts = got[0].timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME
+    assert before - 5_000 <= ts <= int(time.time() * 1000) + 5_000  # the broker's clock, not the 1000 sent
