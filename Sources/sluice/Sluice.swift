@@ -123,6 +123,9 @@ struct Storage: ParsableCommand {
         @Option(name: .customLong("records-per-batch")) var recordsPerBatch = 10
         @Option(name: .customLong("segment-bytes")) var segmentBytes = 1 << 20
         @Option var batches = 1_000_000
+        @Option(name: .customLong("record-bytes"), help: "Value size of each record.") var recordBytes = 0
+        @Flag(help: "Print one JSON summary line (throughput, latency) instead of each acknowledged offset.")
+        var summary = false
 
         func run() throws {
             var config = LogConfig()
@@ -132,17 +135,35 @@ struct Storage: ParsableCommand {
             let manager = try LogManager(logDir: logDir, nowMs: now()) { _ in config }
             let log = try manager.createLog(topic: "stress", partition: 0, config: config, nowMs: now())
             var next = log.logEndOffset
+            let filler = String(repeating: "x", count: recordBytes)
+            var latenciesUs: [Double] = []
+            var bytes = 0
+            let started = Date()
             for _ in 0..<batches {
                 let inputs = (0..<recordsPerBatch).map { i in
-                    RecordBatchBuilder.Input(value: ByteBuffer(string: "value-\(next + Int64(i))"), timestamp: now())
+                    RecordBatchBuilder.Input(value: ByteBuffer(string: "value-\(next + Int64(i))" + filler), timestamp: now())
                 }
                 let batch = try RecordBatch(try RecordBatchBuilder().build(inputs))
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 let result = try log.append([batch], nowMs: now())
+                if summary { latenciesUs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                bytes += batch.byteCount
                 next = result.lastOffset + 1
-                print("acked \(result.lastOffset)")
-                fflush(nil)
+                if !summary {
+                    print("acked \(result.lastOffset)")
+                    fflush(nil)
+                }
             }
+            try log.flush(nowMs: now())
+            let seconds = Date().timeIntervalSince(started)
             try manager.shutdown(nowMs: now())
+            if summary {
+                latenciesUs.sort()
+                func pct(_ p: Double) -> Double { latenciesUs.isEmpty ? 0 : latenciesUs[min(latenciesUs.count - 1, Int(Double(latenciesUs.count) * p))] }
+                print("{\"durability\":\"\(durability)\",\"batch_bytes\":\(bytes / max(1, batches)),\"batches\":\(batches),"
+                      + "\"MBps\":\(String(format: "%.1f", Double(bytes) / seconds / 1e6)),"
+                      + "\"append_p50_us\":\(String(format: "%.1f", pct(0.5))),\"append_p99_us\":\(String(format: "%.1f", pct(0.99)))}")
+            }
         }
     }
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Append throughput of the storage engine next to fio on the same disk, in one run.
+# Usage: Benchmarks/scripts/storage-vs-fio.sh [DIR]   (DIR on the disk to measure; default /var/tmp)
+# Needs fio (apt-get install fio) and a release build (make release).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dir="${1:-/var/tmp}/sluice-bench-$$"
+mkdir -p "$dir"
+trap 'rm -rf "$dir"' EXIT
+bin="$root/.build/release/sluice"
+[ -x "$bin" ] || (cd "$root" && swift build -c release --product sluice >/dev/null)
+command -v fio >/dev/null || { echo "fio is not installed (apt-get install fio)"; exit 1; }
+
+fio_run() {  # name, extra fio args
+    fio --name="$1" --directory="$dir" --size=1G --bs=1M --rw=write --ioengine=io_uring --iodepth=16 \
+        --numjobs=1 --end_fsync=1 --output-format=json "${@:2}" 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["write"]; print("%.1f" % (j["bw_bytes"]/1e6))'
+    rm -f "$dir"/"$1"*
+}
+echo "machine: $(nproc) cores, $(uname -r), disk under $dir"
+echo "fio buffered 1 MiB QD16: $(fio_run buffered --direct=0) MB/s"
+echo "fio O_DIRECT 1 MiB QD16: $(fio_run direct --direct=1) MB/s"
+echo "fio 4 KiB write + fdatasync each: $(fio --name=sync --directory="$dir" --size=64M --bs=4k --rw=write --ioengine=sync --fdatasync=1 --output-format=json 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["write"]; print("%.0f IOPS" % j["iops"])')"
+rm -f "$dir"/sync*
+# Sluice: one partition, batches of the given size (10 records each), durability none and ack.
+for spec in "1048576 400" "16384 20000" "1024 50000"; do
+    set -- $spec
+    size=$1; n=$2
+    rb=$(( size / 10 - 30 ))
+    for d in none ack; do
+        rm -rf "$dir/log"
+        printf "sluice %7s-byte batches, durability %-4s: " "$size" "$d"
+        "$bin" storage stress --log-dir "$dir/log" --durability "$d" --record-bytes "$rb" --batches "$n" --segment-bytes 1073741824 --summary
+    done
+done
