@@ -17,7 +17,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A Kafka-compatible log server.",
         subcommands: [Server.self, Storage.self, Topics.self, ConsoleProducer.self, ConsoleConsumer.self,
-                      ConsumerGroups.self, DumpLog.self]
+                      ConsumerGroups.self, Perf.self, DumpLog.self]
     )
 }
 

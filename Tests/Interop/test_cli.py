@@ -93,3 +93,18 @@ def test_dump_log_reads_segments_and_indexes(sluice):
     log = glob.glob(os.path.join(sluice.log_dir, "dump-0", "*.log"))[0]
     out = cli("dump-log", "--files", log, "--print-data-log").stdout
     assert "isvalid: true" in out and "payload: alpha" in out and "payload: beta" in out
+
+
+def test_perf_produce_and_consume(sluice):
+    out = cli("perf", "produce", "--topic", "perf", "--num-records", "5000", "--record-size", "100",
+              "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "acks=all", "compression.type=lz4").stdout
+    final = out.strip().splitlines()[-1]
+    assert final.startswith("5000 records sent,") and "records/sec" in final and "ms 99.9th." in final
+    out = cli("perf", "consume", "--bootstrap-server", sluice.bootstrap, "--topic", "perf", "--messages", "5000").stdout
+    header, row = out.strip().splitlines()[-2:]
+    assert header.startswith("start.time, end.time, data.consumed.in.MB")
+    assert row.split(", ")[4] == "5000"
+    # A third-party client agrees on what is there.
+    c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "perf-check"})
+    assert c.get_watermark_offsets(TopicPartition("perf", 0), timeout=10) == (0, 5000)
+    c.close()
