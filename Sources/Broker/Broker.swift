@@ -68,7 +68,8 @@ public final class Broker: @unchecked Sendable {
         let defaults = config.logDefaults
         logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
-        groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits, logger: logger)
+        groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits,
+                                      partitions: config.offsetsTopicPartitions, logger: logger)
         let known = Set(metadata.topics.map(\.name))
         for log in logManager.allLogs where log.topic != MetadataStore.logName && log.topic != GroupCoordinator.offsetsTopic {
             if known.contains(log.topic) {

@@ -11,8 +11,9 @@ import Records
 /// committed offsets in `__consumer_offsets` (Kafka's key/value record formats).
 final class GroupCoordinator: @unchecked Sendable {
     static let offsetsTopic = "__consumer_offsets"
-    /// offsets.topic.num.partitions (Kafka's default).
-    static let offsetsPartitions: Int32 = 50
+    /// offsets.topic.num.partitions (Kafka's default; fixed once the topic exists, as in Kafka).
+    static let offsetsPartitionsDefault: Int32 = 50
+    let offsetsPartitions: Int32
     /// offset.metadata.max.bytes
     static let metadataBytesMax = 4096
 
@@ -34,15 +35,18 @@ final class GroupCoordinator: @unchecked Sendable {
     let limits: ConsumerGroup.Limits
     let logger: Logger
 
-    init(logManager: LogManager, config: LogConfig, limits: ConsumerGroup.Limits, logger: Logger) throws {
+    init(logManager: LogManager, config: LogConfig, limits: ConsumerGroup.Limits, partitions requested: Int32, logger: Logger) throws {
         self.limits = limits
+        // An existing __consumer_offsets keeps its partition count: group ids hash onto it.
+        let existing = logManager.allLogs.filter { $0.topic == Self.offsetsTopic }.count
+        offsetsPartitions = existing > 0 ? Int32(existing) : requested
         self.logger = logger
         var c = config
         c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
         c.retentionMs = -1
         c.retentionBytes = -1
         let now = currentTimeMs()
-        for p in 0..<Self.offsetsPartitions {
+        for p in 0..<offsetsPartitions {
             let log = try logManager.log(topic: Self.offsetsTopic, partition: p)
                 ?? logManager.createLog(topic: Self.offsetsTopic, partition: p, config: c, nowMs: now)
             log.updateConfig(c)
@@ -52,10 +56,10 @@ final class GroupCoordinator: @unchecked Sendable {
     }
 
     /// Kafka's choice: abs(groupId.hashCode) % partitions, with Java's String.hashCode.
-    static func partition(for groupId: String) -> Int32 {
+    static func partition(for groupId: String, partitions: Int32) -> Int32 {
         var h: Int32 = 0
         for unit in groupId.utf16 { h = h &* 31 &+ Int32(unit) }
-        return (h & 0x7fff_ffff) % offsetsPartitions
+        return (h & 0x7fff_ffff) % partitions
     }
 
     // MARK: - persistence
@@ -103,7 +107,7 @@ final class GroupCoordinator: @unchecked Sendable {
     /// only once it is in the log (and, under durability `ack`, on disk).
     func persist(group: String, _ entries: [(TopicPartition, Committed?)]) throws {
         guard !entries.isEmpty else { return }
-        let log = offsetLogs[Int(Self.partition(for: group))]
+        let log = offsetLogs[Int(Self.partition(for: group, partitions: offsetsPartitions))]
         let batch = try RecordBatch(try RecordBatchBuilder().build(entries.map { Self.record(group: group, $0.0, $0.1) }))
         _ = try log.append([batch], nowMs: currentTimeMs())
         lock.withLock {

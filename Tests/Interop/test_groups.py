@@ -347,3 +347,16 @@ def test_kafka_python_describe_log_dirs(sluice):
     text = str(admin.describe_log_dirs())
     admin.close()
     assert sluice.log_dir in text and "dirs" in text
+
+
+def test_offsets_topic_partitions_is_configurable(make_sluice):
+    s = make_sluice(FAST + ["offsets.topic.num.partitions=3"]).start()
+    dirs = sorted(d for d in os.listdir(s.log_dir) if d.startswith("__consumer_offsets-"))
+    assert dirs == ["__consumer_offsets-0", "__consumer_offsets-1", "__consumer_offsets-2"]
+    setup_topic(s.bootstrap, "few", partitions=1, count=1)
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "few-g"})
+    c.commit(offsets=[TopicPartition("few", 0, 1)], asynchronous=False)
+    s.stop()
+    s.start()
+    assert c.committed([TopicPartition("few", 0)], timeout=10)[0].offset == 1
+    c.close()
