@@ -117,11 +117,13 @@ public struct ConsumerGroup: Sendable {
             return fail(.inconsistentGroupProtocol)
         }
         var id = memberId
+        var staticRestart = false
         if let instance = groupInstanceId, let existing = members.values.first(where: { $0.groupInstanceId == instance }) {
             if memberId.isEmpty {
                 // A static member restarted: it takes its old slot under a new member id.
                 id = newMemberId
                 replaceMember(existing.memberId, with: id)
+                staticRestart = true
             } else if memberId != existing.memberId {
                 return fail(.fencedInstanceId)
             }
@@ -152,9 +154,11 @@ public struct ConsumerGroup: Sendable {
 
         switch state {
         case .stable, .completingRebalance:
-            if !isNew && !changed && state == .stable {
-                // A known member re-joining with the same metadata in a stable group (e.g. a
-                // static member after restart): answer with the current generation.
+            if !isNew && !changed && state == .stable && (id != leaderId || staticRestart) {
+                // A follower re-joining with the same metadata, or a static member after a
+                // restart: answer with the current generation. A re-joining leader always gets a
+                // rebalance, as in Kafka: it re-joins because it wants to assign anew (e.g. its
+                // topic metadata changed).
                 members[id]!.awaitingJoin = false
                 return [.joined(joinResult(for: id))]
             }

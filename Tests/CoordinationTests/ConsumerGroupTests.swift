@@ -159,3 +159,25 @@ struct ConsumerGroupTests {
         #expect(g.validateCommit(memberId: "", groupInstanceId: nil, generationId: -1) == .illegalGeneration)
     }
 }
+
+
+@Suite("Consumer group state machine: re-joins")
+struct ConsumerGroupRejoinTests {
+    @Test("a re-joining leader gets a new generation; a re-joining follower with the same metadata does not")
+    func leaderRejoinRebalances() {
+        var g = ConsumerGroup(groupId: "g", limits: ConsumerGroupTests.limits())
+        _ = ConsumerGroupTests.join(&g, "", new: "a", now: 0)
+        _ = g.sync(memberId: "a", groupInstanceId: nil, generationId: 1, assignments: ["a": []], nowMs: 0)
+        #expect(g.state == .stable)
+        let again = ConsumerGroupTests.joined(ConsumerGroupTests.join(&g, "a", now: 1))
+        #expect(again.map(\.generationId) == [2])           // the leader re-joins: a new generation
+        #expect(g.state == .completingRebalance)
+        _ = g.sync(memberId: "a", groupInstanceId: nil, generationId: 2, assignments: ["a": [7]], nowMs: 2)
+        _ = ConsumerGroupTests.join(&g, "", new: "b", now: 3)
+        _ = ConsumerGroupTests.join(&g, "a", now: 3)
+        _ = g.sync(memberId: "a", groupInstanceId: nil, generationId: 3, assignments: ["a": [1], "b": [2]], nowMs: 4)
+        let follower = ConsumerGroupTests.joined(ConsumerGroupTests.join(&g, "b", now: 5))
+        #expect(follower.map(\.generationId) == [3])        // a follower with unchanged metadata: no rebalance
+        #expect(g.state == .stable)
+    }
+}

@@ -85,9 +85,9 @@ def test_kafka_python_group(make_sluice, assignor):
     from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
     from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
     cls = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor, "sticky": StickyPartitionAssignor}[assignor]
-    # Kafka's default initial rebalance delay (3 s): kafka-python's leader assigns from the
-    # metadata it has when the join completes, and relies on that delay to have it.
-    s = make_sluice().start()
+    # No initial delay: kafka-python's leader may first assign without topic metadata and then
+    # re-join to assign again, which must start a new generation.
+    s = make_sluice(FAST).start()
     setup_topic(s.bootstrap, "kpg")
     seen, assignments, stop, lock = [], {}, threading.Event(), threading.Lock()
 
