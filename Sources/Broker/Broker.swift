@@ -118,6 +118,7 @@ public final class Broker: @unchecked Sendable {
         }
         try? logManager.checkpoint()
         groups.expireOffsets(retentionMs: config.offsetsRetentionMs, nowMs: now)
+        producerStates.expire(idleMs: config.producerIdExpirationMs, nowMs: now)
     }
 
     // MARK: - dispatch

@@ -34,6 +34,8 @@ public struct BrokerConfig: Sendable {
     public var logDefaults = LogConfig()
     /// group.min/max.session.timeout.ms, group.initial.rebalance.delay.ms, group.max.size.
     public var groupLimits = ConsumerGroup.Limits()
+    /// producer.id.expiration.ms: idempotent-producer state is dropped after this long idle.
+    public var producerIdExpirationMs: Int64 = 86_400_000
     /// offsets.topic.num.partitions (Kafka's default).
     public var offsetsTopicPartitions: Int32 = 50
     /// offsets.retention.minutes (Kafka's default: 7 days).
@@ -126,6 +128,7 @@ public struct BrokerConfig: Sendable {
         case "log.retention.hours": try setTopicDefault("retention.ms", String(try int(-1) * 3_600_000))
         case "log.retention.minutes": try setTopicDefault("retention.ms", String(try int(-1) * 60_000))
         case "log.roll.hours": try setTopicDefault("segment.ms", String(try int(1) * 3_600_000))
+        case "producer.id.expiration.ms": producerIdExpirationMs = try int(1)
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1))
         case "offsets.retention.minutes": offsetsRetentionMs = try int(1) * 60_000
         case "offsets.retention.ms": offsetsRetentionMs = try int(1)

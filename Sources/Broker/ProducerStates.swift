@@ -32,6 +32,13 @@ final class ProducerStates: @unchecked Sendable {
         }
     }
 
+    /// producer.id.expiration.ms: forgets producers idle for longer, in every partition.
+    func expire(idleMs: Int64, nowMs: Int64) {
+        for partition in lock.withLock({ Array(partitions.values) }) {
+            partition.lock.withLock { partition.machine.expire(olderThanMs: nowMs - idleMs) }
+        }
+    }
+
     func forget(topic: String) {
         lock.withLock { partitions = partitions.filter { !$0.key.hasPrefix(topic + "-") || Int32($0.key.dropFirst(topic.count + 1)) == nil } }
     }

@@ -84,3 +84,16 @@ def test_confluent_idempotent_producer_exactly_once_in_order(make_sluice):
     c.close()
     assert got == [b"%06d" % i for i in range(2000)]
     assert sorted(acked) == got
+
+
+def test_idle_producer_state_expires(make_sluice):
+    s = make_sluice(["producer.id.expiration.ms=500"]).start()
+    create(s, "idem3")
+    assert produce_raw(s.port, "idem3", batch(55, 0, 0, [b"a"]), 7) == 0
+    # Continuing the sequence works while the producer is remembered...
+    assert produce_raw(s.port, "idem3", batch(55, 0, 1, [b"b"]), 7) == 0
+    # ...and after the expiration the broker no longer knows it.
+    deadline = time.time() + 10
+    while produce_raw(s.port, "idem3", batch(55, 0, 7, [b"x"]), 7) != 59:  # UNKNOWN_PRODUCER_ID
+        assert time.time() < deadline, "producer state never expired"
+        time.sleep(0.2)
