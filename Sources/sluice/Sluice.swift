@@ -42,6 +42,14 @@ struct Server: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "sluice")
+        // Every segment keeps its log and two index files open: raise the soft open-file limit
+        // to the hard one (as Kafka's docs ask operators to), so many partitions do not hit EMFILE.
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let wanted = min(limit.rlim_max, 1 << 20)
+            limit.rlim_cur = wanted
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 { logger.info("raised the open-file limit to \(wanted)") }
+        }
         // Metrics go to a Prometheus registry, served when sluice.metrics.port is set.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
