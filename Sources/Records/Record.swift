@@ -30,6 +30,18 @@ public struct Record: Sendable, Equatable {
 
     /// Reads one record: varint length, then its fields, all bounded by that length.
     static func read(from body: inout ByteBuffer) throws(RecordBatchError) -> Record {
+        var record = Record(offsetDelta: 0, key: nil, value: nil)
+        _ = try parse(from: &body, into: &record)
+        return record
+    }
+
+    /// Checks one record's structure and returns its offset delta, building nothing.
+    static func skip(from body: inout ByteBuffer) throws(RecordBatchError) -> Int32 {
+        try parse(from: &body, into: nil)
+    }
+
+    /// The one record parser: fills `record` when given one, otherwise only validates.
+    private static func parse(from body: inout ByteBuffer, into record: UnsafeMutablePointer<Record>?) throws(RecordBatchError) -> Int32 {
         guard let length = body.readZigZagVarint32() else { throw .invalidRecord("bad record length") }
         guard length >= 0, Int(length) <= body.readableBytes else {
             throw .invalidRecord("record length \(length) exceeds the \(body.readableBytes) bytes left")
@@ -46,14 +58,21 @@ public struct Record: Sendable, Equatable {
         }
         var headers: [Header] = []
         for _ in 0..<headerCount {
-            guard let keyLength = r.readZigZagVarint32(), keyLength >= 0, Int(keyLength) <= r.readableBytes,
-                  let headerKey = r.readString(length: Int(keyLength))
-            else { throw .invalidRecord("bad header key") }
-            headers.append(Header(key: headerKey, value: try readBytes(&r, "header value")))
+            guard let keyLength = r.readZigZagVarint32(), keyLength >= 0, Int(keyLength) <= r.readableBytes else {
+                throw .invalidRecord("bad header key")
+            }
+            if record == nil {
+                r.moveReaderIndex(forwardBy: Int(keyLength))
+                _ = try readBytes(&r, "header value")
+            } else {
+                guard let headerKey = r.readString(length: Int(keyLength)) else { throw .invalidRecord("bad header key") }
+                headers.append(Header(key: headerKey, value: try readBytes(&r, "header value")))
+            }
         }
         guard r.readableBytes == 0 else { throw .invalidRecord("\(r.readableBytes) bytes left inside a record") }
-        return Record(attributes: attributes, timestampDelta: timestampDelta, offsetDelta: offsetDelta,
-                      key: key, value: value, headers: headers)
+        record?.pointee = Record(attributes: attributes, timestampDelta: timestampDelta, offsetDelta: offsetDelta,
+                                 key: key, value: value, headers: headers)
+        return offsetDelta
     }
 
     private static func readBytes(_ r: inout ByteBuffer, _ what: String) throws(RecordBatchError) -> ByteBuffer? {

@@ -107,30 +107,40 @@ public struct RecordBatch: Sendable, Equatable {
 
     /// The records, decompressing first when the batch is compressed (at most `decompressedBytesMax`).
     public func records(decompressedBytesMax: Int = Compression.decompressedBytesMaxDefault) throws(RecordBatchError) -> [Record] {
-        guard let codec = compression else { throw .unknownCompression(attributes) }
-        var body = buffer.getSlice(at: buffer.readerIndex + Self.headerBytes, length: byteCount - Self.headerBytes)!
-        if codec != .none {
-            let compressed = Array(body.readableBytesView)
-            do {
-                let plain = try Compression.decompress(compressed, codec: codec, cap: decompressedBytesMax)
-                body = ByteBuffer(bytes: plain)
-            } catch {
-                throw .compression(error)
-            }
-        }
-        let count = Int(recordCount)
-        guard count >= 0, count <= body.readableBytes else {
-            throw .invalidRecord("record count \(recordCount) does not fit in \(body.readableBytes) bytes")
-        }
+        var body = try recordsBody(decompressedBytesMax: decompressedBytesMax)
         var records: [Record] = []
-        records.reserveCapacity(count)
-        for _ in 0..<count {
+        records.reserveCapacity(Int(recordCount))
+        for _ in 0..<recordCount {
             records.append(try Record.read(from: &body))
         }
         guard body.readableBytes == 0 else {
             throw .invalidRecord("\(body.readableBytes) bytes after the last record")
         }
         return records
+    }
+
+    /// The bytes after the header, decompressed when the batch is compressed: a slice of the
+    /// batch when it is not; the codec reads the compressed bytes in place when it is.
+    func recordsBody(decompressedBytesMax: Int) throws(RecordBatchError) -> ByteBuffer {
+        guard let codec = compression else { throw .unknownCompression(attributes) }
+        var body = buffer.getSlice(at: buffer.readerIndex + Self.headerBytes, length: byteCount - Self.headerBytes)!
+        if codec != .none {
+            let result: Result<[UInt8], CompressionError> = body.withUnsafeReadableBytes { compressed in
+                do throws(CompressionError) {
+                    return .success(try Compression.decompress(compressed, codec: codec, cap: decompressedBytesMax))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            switch result {
+            case .success(let plain): body = ByteBuffer(bytes: plain)
+            case .failure(let error): throw .compression(error)
+            }
+        }
+        guard recordCount >= 0, Int(recordCount) <= body.readableBytes else {
+            throw .invalidRecord("record count \(recordCount) does not fit in \(body.readableBytes) bytes")
+        }
+        return body
     }
 
     /// Kafka's checks on a batch a client produced: magic, CRC and length already hold (init);
@@ -145,9 +155,14 @@ public struct RecordBatch: Sendable, Equatable {
         if producerId >= 0 && baseSequence < 0 { throw .invalidRecord("idempotent batch without a base sequence") }
         guard compression != nil else { throw .unknownCompression(attributes) }
         guard deep else { return }
-        let records = try records(decompressedBytesMax: decompressedBytesMax)
-        for (i, record) in records.enumerated() where record.offsetDelta != Int32(i) {
-            throw .invalidRecord("record \(i) has offset delta \(record.offsetDelta)")
+        // Walk every record without building `Record` values: this runs once per produced batch.
+        var body = try recordsBody(decompressedBytesMax: decompressedBytesMax)
+        for i in 0..<recordCount {
+            let delta = try Record.skip(from: &body)
+            if delta != i { throw .invalidRecord("record \(i) has offset delta \(delta)") }
+        }
+        guard body.readableBytes == 0 else {
+            throw .invalidRecord("\(body.readableBytes) bytes after the last record")
         }
     }
 }
