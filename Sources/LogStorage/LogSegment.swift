@@ -59,17 +59,35 @@ final class LogSegment {
     /// Reads the fixed part of the batch at `position`, or nil past the end or on a malformed header.
     func header(at position: Int) throws(StorageError) -> BatchHeader? {
         guard position + RecordBatch.headerBytes <= size else { return nil }
-        let raw: [UInt8]
-        do { raw = try log.read(count: RecordBatch.headerBytes, at: Int64(position)) } catch { throw error.at(logPath) }
-        guard raw.count == RecordBatch.headerBytes else { return nil }
-        let buffer = ByteBuffer(bytes: raw)
-        let base = buffer.getInteger(at: 0, as: Int64.self)!
-        let length = Int(buffer.getInteger(at: 8, as: Int32.self)!)
-        let delta = buffer.getInteger(at: 23, as: Int32.self)!
-        let ts = buffer.getInteger(at: 35, as: Int64.self)!
+        // Scans walk headers batch after batch: read ahead once per window instead of one pread
+        // per batch. Bytes below `size` never change until truncation or recovery, which drop it.
+        if !(position >= headerWindowStart && position + RecordBatch.headerBytes <= headerWindowStart + headerWindow.count) {
+            let count = min(Self.headerWindowBytes, size - position)
+            do { headerWindow = try log.read(count: count, at: Int64(position)) } catch { throw error.at(logPath) }
+            headerWindowStart = position
+            guard headerWindow.count >= RecordBatch.headerBytes else { return nil }
+        }
+        let at = position - headerWindowStart
+        func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+            headerWindow[(at + offset)..<(at + offset + MemoryLayout<T>.size)].reduce(T(0)) { $0 << 8 | T($1) }
+        }
+        let base = load(0, Int64.self)
+        let length = Int(load(8, Int32.self))
+        let delta = load(23, Int32.self)
+        let ts = load(35, Int64.self)
         let total = length + RecordBatch.lengthFieldEnd
         guard total >= RecordBatch.headerBytes, position + total <= size, delta >= 0 else { return nil }
         return BatchHeader(baseOffset: base, lastOffset: base + Int64(delta), maxTimestamp: ts, bytes: total)
+    }
+
+    /// Read-ahead for `header(at:)`.
+    static let headerWindowBytes = 64 << 10
+    private var headerWindow: [UInt8] = []
+    private var headerWindowStart = 0
+
+    private func dropHeaderWindow() {
+        headerWindow = []
+        headerWindowStart = 0
     }
 
     /// Position of the batch holding `offset` (or the first batch after it), nil if none.
@@ -150,6 +168,8 @@ final class LogSegment {
     /// Re-reads every batch from the start, checking length, magic, CRC and increasing offsets;
     /// truncates at the first invalid batch and rebuilds both indexes. Returns bytes truncated.
     func recover(expectedFirstOffset: Int64) throws(StorageError) -> Int {
+        // The scan reads past what survives; nothing it read ahead may outlive the cut.
+        defer { dropHeaderWindow() }
         let fileSize: Int
         do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
         size = fileSize
@@ -181,6 +201,7 @@ final class LogSegment {
     /// Loads the state of a segment known to be intact (after a clean shutdown): scans batch
     /// headers only, trusting the indexes on disk.
     func loadClean() throws(StorageError) {
+        defer { dropHeaderWindow() }
         var position = offsetIndex.lastEntry?.position ?? 0
         nextOffset = offsetIndex.lastEntry?.offset ?? baseOffset
         if let last = timeIndex.lastEntry { maxTimestamp = last.timestamp; offsetOfMaxTimestamp = last.offset }
@@ -195,6 +216,7 @@ final class LogSegment {
 
     /// Drops every batch at or after `offset`.
     func truncate(to offset: Int64) throws(StorageError) {
+        defer { dropHeaderWindow() }
         guard let (position, _) = try position(of: offset) else { return }
         var cut = position
         // position(of:) returns the batch containing offset; keep it only if it starts before.

@@ -100,8 +100,12 @@ struct PartitionLogTests {
         #expect(try readAll(log).count == Int(expectedEnd))
         let report = SegmentChecker.check(directory: log.directory, startOffset: 0)
         #expect(report.problems.isEmpty, "\(report.problems)")
-        // The log accepts appends right after the cut.
+        // The log accepts appends right after the cut, and reads them back (no stale bytes from
+        // before the cut are served).
         #expect(try log.append([makeBatch(1, tag: "new")], nowMs: 0).baseOffset == expectedEnd)
+        let back = try readAll(log)
+        #expect(back.count == Int(expectedEnd) + 1)
+        #expect(back.last?.1.hasSuffix("new-0") == true)
     }
 
     @Test("retention by size and by time deletes whole old segments, never the active one")
