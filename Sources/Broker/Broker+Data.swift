@@ -30,7 +30,7 @@ extension Broker {
                     response.responses[topicIndex].partitionResponses[partitionIndex].errorCode = ErrorCode.kafkaStorageError.rawValue
                 }
             }
-            fetchWaiters.wakeAll()  // the high watermark moved with the durable offset
+            fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable offset
             return response
         }.map { [self] response in
             request.acks == 0 ? nil : frame(response, context)
@@ -39,7 +39,7 @@ extension Broker {
 
     private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Int, Int)]) {
         var flushes: [(PartitionLog, Int64, Int, Int)] = []
-        var appended = false
+        var appended: [String] = []
         let now = currentTimeMs()
         var response = ProduceResponse()
         for topic in request.topicData {
@@ -80,7 +80,7 @@ extension Broker {
                                 result.baseOffset = r.baseOffset
                                 result.logAppendTimeMs = r.logAppendTime
                                 result.logStartOffset = r.logStartOffset
-                                appended = true
+                                appended.append(log.name)
                             case .duplicate(let firstOffset, let lastOffset):
                                 // A retry of a batch already in the log: answer with its offsets.
                                 result.baseOffset = firstOffset
@@ -109,7 +109,7 @@ extension Broker {
             }
             response.responses.append(topicResponse)
         }
-        if appended { fetchWaiters.wakeAll() }
+        if !appended.isEmpty { fetchWaiters.wake(appended) }
         return (response, flushes)
     }
 
@@ -177,7 +177,8 @@ extension Broker {
         }
         attempt(false)
         if !state.done {
-            state.waiterId = fetchWaiters.add(on: context.eventLoop) { attempt(false) }
+            let partitions = Set(request.topics.flatMap { t in t.partitions.map { "\(t.topic)-\($0.partition)" } })
+            state.waiterId = fetchWaiters.add(on: context.eventLoop, partitions: partitions) { attempt(false) }
             state.timeout = context.eventLoop.scheduleTask(in: .milliseconds(max(0, deadline - currentTimeMs()))) { attempt(true) }
             // An append may have landed between the first attempt and registering.
             context.eventLoop.execute { attempt(false) }
