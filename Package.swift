@@ -57,7 +57,7 @@ let package = Package(
             dependencies: ["Records", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // Pure state machines (consumer groups, later producer state and Raft): no I/O, no clock.
-        .target(name: "Coordination"),
+        .target(name: "Coordination", dependencies: ["Records"]),
         // The broker: request handlers wired to storage and metadata, and the NIO server.
         .target(
             name: "Broker",

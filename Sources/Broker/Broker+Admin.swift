@@ -158,10 +158,8 @@ extension Broker {
     func handleInitProducerId(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try InitProducerIdRequest.decode(from: &body, version: context.version)
         var response = InitProducerIdResponse(producerId: -1, producerEpoch: -1)
-        if request.transactionalId != nil {
-            // Transactions need the transaction coordinator (not yet built); without FindCoordinator
-            // advertised, clients do not get this far.
-            response.errorCode = ErrorCode.notCoordinator.rawValue
+        if let id = request.transactionalId {
+            response = initTransactionalProducer(request, id: id, version: context.version)
         } else if request.producerId >= 0 && request.producerEpoch >= 0 && request.producerEpoch < Int16.max - 1 {
             // KIP-360: an idempotent producer bumps its epoch after an error.
             response.producerId = request.producerId

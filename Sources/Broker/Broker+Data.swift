@@ -64,6 +64,11 @@ extension Broker {
                             let state = batch.producerId >= 0 ? try producerStates.state(for: log) : nil
                             state?.lock.lock()
                             defer { state?.lock.unlock() }
+                            if batch.isTransactional, let code = verifyTransactionalWrite(batch, topic: topic.name, partition: partition.index) {
+                                fail(code, "not part of an ongoing transaction of producer \(batch.producerId) epoch \(batch.producerEpoch)")
+                                topicResponse.partitionResponses.append(result)
+                                continue
+                            }
                             let verdict = state?.machine.check(producerId: batch.producerId, epoch: batch.producerEpoch,
                                                                firstSequence: batch.baseSequence, lastSequence: batch.lastSequence) ?? .append
                             switch verdict {
@@ -73,7 +78,8 @@ extension Broker {
                                 metrics.messagesIn.increment(by: Int(batch.recordCount))
                                 state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
                                                       firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
-                                                      firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now)
+                                                      firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now,
+                                                      transactional: batch.isTransactional)
                                 if r.needsFlush {
                                     flushes.append((log, r.lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
                                 }
@@ -284,12 +290,22 @@ extension Broker {
                     continue
                 }
                 let hw = highWatermark(log)
+                let lso = producerStates.lastStableOffset(log, highWatermark: hw)
+                let readCommitted = request.isolationLevel == 1
                 data.highWatermark = hw
-                data.lastStableOffset = hw
+                data.lastStableOffset = lso
                 data.logStartOffset = log.logStartOffset
                 do {
                     let maxBytes = min(Int(max(0, p.partitionMaxBytes)), remaining)
-                    let read = try log.readSlices(from: p.fetchOffset, maxBytes: maxBytes, upperBound: hw, minOneBatch: total == 0)
+                    // read_committed stops at the LSO and names the aborted transactions in range,
+                    // whose records the client drops.
+                    let bound = readCommitted ? lso : hw
+                    let read = try log.readSlices(from: p.fetchOffset, maxBytes: maxBytes, upperBound: bound, minOneBatch: total == 0)
+                    if readCommitted && read.bytes > 0 {
+                        data.abortedTransactions = try log.abortedTransactions(from: p.fetchOffset, upTo: bound).map {
+                            .init(producerId: $0.producerId, firstOffset: $0.firstOffset)
+                        }
+                    }
                     found = read.slices
                     total += read.bytes
                     remaining = max(0, remaining - read.bytes)
@@ -319,7 +335,9 @@ extension Broker {
                 var r = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, timestamp: -1, offset: -1, leaderEpoch: 0)
                 if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
                     switch p.timestamp {
-                    case -1: r.offset = highWatermark(log)
+                    case -1:
+                        let hw = highWatermark(log)
+                        r.offset = request.isolationLevel == 1 ? producerStates.lastStableOffset(log, highWatermark: hw) : hw
                     case -2, -4: r.offset = log.logStartOffset
                     case -3:
                         if let m = log.maxTimestampAndOffset { r.offset = m.offset; r.timestamp = m.timestamp }

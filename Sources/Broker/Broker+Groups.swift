@@ -9,10 +9,10 @@ extension Broker {
     func handleFindCoordinator(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try FindCoordinatorRequest.decode(from: &body, version: context.version)
         let (host, port) = config.advertised
-        // Key type 0 is a consumer group; 1, a transactional id (no transaction coordinator yet).
-        let supported = request.keyType == 0
-        let error = supported ? ErrorCode.none : .coordinatorNotAvailable
-        let message: String? = supported ? nil : "transactions are not supported yet"
+        // Key type 0 is a consumer group; 1, a transactional id. This node coordinates both.
+        let supported = request.keyType == 0 || request.keyType == 1
+        let error = supported ? ErrorCode.none : .invalidRequest
+        let message: String? = supported ? nil : "unknown coordinator key type \(request.keyType)"
         var response = FindCoordinatorResponse()
         if context.version < 4 {
             response.errorCode = error.rawValue
@@ -163,8 +163,9 @@ extension Broker {
             let wanted = request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
             response.topics = lookup(request.groupId, wanted).map { (name, parts) in
                 .init(name: name, partitions: parts.map { (p, c) in
-                    .init(partitionIndex: p, committedOffset: c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
-                          metadata: c?.metadata ?? "", errorCode: 0)
+                    let unstable = request.requireStable && groups.hasPendingOffset(group: request.groupId, .init(topic: name, partition: p))
+                    return .init(partitionIndex: p, committedOffset: unstable ? -1 : c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
+                                 metadata: c?.metadata ?? "", errorCode: unstable ? ErrorCode.unstableOffsetCommit.rawValue : 0)
                 })
             }
         } else {
@@ -172,8 +173,9 @@ extension Broker {
                 let wanted = g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
                 return .init(groupId: g.groupId, topics: lookup(g.groupId, wanted).map { (name, parts) in
                     .init(name: name, partitions: parts.map { (p, c) in
-                        .init(partitionIndex: p, committedOffset: c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
-                              metadata: c?.metadata ?? "", errorCode: 0)
+                            let unstable = request.requireStable && groups.hasPendingOffset(group: g.groupId, .init(topic: name, partition: p))
+                        return .init(partitionIndex: p, committedOffset: unstable ? -1 : c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
+                                     metadata: c?.metadata ?? "", errorCode: unstable ? ErrorCode.unstableOffsetCommit.rawValue : 0)
                     })
                 })
             }

@@ -36,7 +36,10 @@ public final class Broker: @unchecked Sendable {
     let threadPool: NIOThreadPool
     let fetchWaiters = FetchWaiters()
     let groups: GroupCoordinator
-    let producerStates = ProducerStates()
+    let producerStates: ProducerStates
+    let transactions: TransactionCoordinator
+    /// When timed-out transactions were last looked for.
+    var lastTransactionSweepMs: Int64 = 0
     let metrics = BrokerMetrics()
     /// Per-API request counters and timers, made once (creating a metric is a registry lookup).
     let requestMetrics: [Int16: (count: Counter, time: Timer)]
@@ -52,6 +55,8 @@ public final class Broker: @unchecked Sendable {
         (.findCoordinator, 0...4), (.joinGroup, 0...7), (.syncGroup, 0...5), (.heartbeat, 0...4),
         (.leaveGroup, 0...5), (.offsetCommit, 2...9), (.offsetFetch, 1...9), (.listGroups, 0...5),
         (.describeGroups, 0...5), (.deleteGroups, 0...2), (.offsetDelete, 0...0), (.describeLogDirs, 0...4),
+        (.addPartitionsToTxn, 0...3), (.addOffsetsToTxn, 0...3), (.endTxn, 0...3), (.txnOffsetCommit, 0...3),
+        (.listTransactions, 0...1), (.describeTransactions, 0...0),
     ]
     static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
 
@@ -59,6 +64,7 @@ public final class Broker: @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.threadPool = threadPool
+        producerStates = ProducerStates(logger: logger)
         let m = BrokerMetrics()
         requestMetrics = Dictionary(uniqueKeysWithValues: Self.supportedVersions.map { ($0.0.rawValue, (m.request($0.0.name), m.requestTime($0.0.name))) })
         let now = currentTimeMs()
@@ -70,8 +76,11 @@ public final class Broker: @unchecked Sendable {
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
         groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits,
                                       partitions: config.offsetsTopicPartitions, logger: logger)
+        transactions = try TransactionCoordinator(logManager: logManager, config: config.logDefaults,
+                                                  partitions: config.transactionStatePartitions, logger: logger)
         let known = Set(metadata.topics.map(\.name))
-        for log in logManager.allLogs where log.topic != MetadataStore.logName && log.topic != GroupCoordinator.offsetsTopic {
+        let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]
+        for log in logManager.allLogs where !internalTopics.contains(log.topic) {
             if known.contains(log.topic) {
                 log.updateConfig(topicConfig(log.topic))
             } else {
@@ -84,6 +93,12 @@ public final class Broker: @unchecked Sendable {
                 _ = try logManager.createLog(topic: topic.name, partition: p, config: topicConfig(topic.name), nowMs: now)
             }
         }
+        // Producer state (sequences, open transactions, the LSO) for every data partition:
+        // newest snapshot plus a replay of what follows it.
+        for log in logManager.allLogs where log.topic != MetadataStore.logName && log.topic != TransactionCoordinator.stateTopic {
+            _ = try producerStates.state(for: log)
+        }
+        try completeInterruptedTransactions()
     }
 
     /// The effective config of a topic: broker defaults, then dynamic broker configs, then the
@@ -99,6 +114,7 @@ public final class Broker: @unchecked Sendable {
 
     public func shutdown() throws {
         fetchWaiters.wakeAll()
+        producerStates.writeSnapshots(logManager.allLogs, force: true)
         try logManager.shutdown(nowMs: currentTimeMs())
     }
 
@@ -119,6 +135,11 @@ public final class Broker: @unchecked Sendable {
         try? logManager.checkpoint()
         groups.expireOffsets(retentionMs: config.offsetsRetentionMs, nowMs: now)
         producerStates.expire(idleMs: config.producerIdExpirationMs, nowMs: now)
+        producerStates.writeSnapshots(logManager.allLogs, force: false)
+        if now - lastTransactionSweepMs >= config.transactionAbortIntervalMs {
+            lastTransactionSweepMs = now
+            abortTimedOutTransactions(nowMs: now)
+        }
     }
 
     // MARK: - dispatch
@@ -195,6 +216,12 @@ public final class Broker: @unchecked Sendable {
             case .deleteGroups: return done(context, try handleDeleteGroups(context, &body))
             case .offsetDelete: return try handleOffsetDelete(context, &body)
             case .describeLogDirs: return done(context, try handleDescribeLogDirs(context, &body))
+            case .addPartitionsToTxn: return try handleAddPartitionsToTxn(context, &body)
+            case .addOffsetsToTxn: return try handleAddOffsetsToTxn(context, &body)
+            case .endTxn: return try handleEndTxn(context, &body)
+            case .txnOffsetCommit: return try handleTxnOffsetCommit(context, &body)
+            case .listTransactions: return done(context, try handleListTransactions(context, &body))
+            case .describeTransactions: return done(context, try handleDescribeTransactions(context, &body))
             default: return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
             }
         } catch let error as DecodeError {

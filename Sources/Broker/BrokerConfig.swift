@@ -40,6 +40,14 @@ public struct BrokerConfig: Sendable {
     public var offsetsTopicPartitions: Int32 = 50
     /// offsets.retention.minutes (Kafka's default: 7 days).
     public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
+    /// transaction.state.log.num.partitions (Kafka's default; fixed once the topic exists).
+    public var transactionStatePartitions: Int32 = 50
+    /// transaction.max.timeout.ms: the longest transaction.timeout.ms a producer may ask for.
+    public var transactionMaxTimeoutMs: Int64 = 900_000
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms
+    public var transactionAbortIntervalMs: Int64 = 10_000
+    /// transactional.id.expiration.ms: an idle transactional id (no open transaction) is forgotten.
+    public var transactionalIdExpirationMs: Int64 = 604_800_000
     /// Properties we did not recognise, warned about once at start.
     public var unknown: [String] = []
 
@@ -132,6 +140,10 @@ public struct BrokerConfig: Sendable {
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1))
         case "offsets.retention.minutes": offsetsRetentionMs = try int(1) * 60_000
         case "offsets.retention.ms": offsetsRetentionMs = try int(1)
+        case "transaction.state.log.num.partitions": transactionStatePartitions = Int32(try int(1))
+        case "transaction.max.timeout.ms": transactionMaxTimeoutMs = try int(1)
+        case "transaction.abort.timed.out.transaction.cleanup.interval.ms": transactionAbortIntervalMs = try int(1)
+        case "transactional.id.expiration.ms": transactionalIdExpirationMs = try int(1)
         case "group.min.session.timeout.ms": groupLimits.sessionTimeoutMsMin = Int32(try int())
         case "group.max.session.timeout.ms": groupLimits.sessionTimeoutMsMax = Int32(try int())
         case "group.initial.rebalance.delay.ms": groupLimits.initialRebalanceDelayMs = try int()

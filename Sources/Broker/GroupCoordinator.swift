@@ -29,6 +29,8 @@ final class GroupCoordinator: @unchecked Sendable {
     private let lock = NIOLock()
     private var groups: [String: ConsumerGroup] = [:]
     private var offsets: [String: [TopicPartition: Committed]] = [:]
+    /// TxnOffsetCommit offsets per producer id, applied when its COMMIT marker is written.
+    private var pendingTransactional: [Int64: [String: [TopicPartition: Committed]]] = [:]
     private var parkedJoins: [String: [String: EventLoopPromise<ConsumerGroup.Outcome>]] = [:]
     private var parkedSyncs: [String: [String: EventLoopPromise<ConsumerGroup.Outcome>]] = [:]
     private var offsetLogs: [PartitionLog] = []
@@ -67,7 +69,16 @@ final class GroupCoordinator: @unchecked Sendable {
     private func load() throws {
         for log in offsetLogs {
             try log.forEachBatch { batch in
-                for record in try batch.records() { apply(key: record.key, value: record.value) }
+                if batch.isControl {
+                    if let type = try ProducerStates.controlType(of: batch) { finish(producerId: batch.producerId, commit: type == .commit) }
+                } else if batch.isTransactional {
+                    for record in try batch.records() {
+                        guard let (group, tp, c) = Self.decode(key: record.key, value: record.value), let c else { continue }
+                        pendingTransactional[batch.producerId, default: [:]][group, default: [:]][tp] = c
+                    }
+                } else {
+                    for record in try batch.records() { apply(key: record.key, value: record.value) }
+                }
             }
         }
         let count = offsets.values.reduce(0) { $0 + $1.count }
@@ -75,17 +86,55 @@ final class GroupCoordinator: @unchecked Sendable {
     }
 
     private func apply(key: ByteBuffer?, value: ByteBuffer?) {
-        guard var k = key, let keyVersion = k.readInteger(as: Int16.self), keyVersion <= 1,
-              let ck = try? OffsetCommitKey.decode(from: &k, version: keyVersion) else { return }
-        let tp = TopicPartition(topic: ck.topic, partition: ck.partition)
-        guard var v = value else {
-            offsets[ck.group]?.removeValue(forKey: tp)
-            if offsets[ck.group]?.isEmpty == true { offsets.removeValue(forKey: ck.group) }
-            return
+        guard let (group, tp, committed) = Self.decode(key: key, value: value) else { return }
+        if let committed {
+            offsets[group, default: [:]][tp] = committed
+        } else {
+            offsets[group]?.removeValue(forKey: tp)
+            if offsets[group]?.isEmpty == true { offsets.removeValue(forKey: group) }
         }
-        guard let valueVersion = v.readInteger(as: Int16.self), let cv = try? OffsetCommitValue.decode(from: &v, version: valueVersion) else { return }
-        offsets[ck.group, default: [:]][tp] = Committed(offset: cv.offset, leaderEpoch: cv.leaderEpoch, metadata: cv.metadata,
-                                                        commitTimestamp: cv.commitTimestamp)
+    }
+
+    /// An offset-commit record: (group, partition, offset) or a tombstone; nil for other records.
+    static func decode(key: ByteBuffer?, value: ByteBuffer?) -> (String, TopicPartition, Committed?)? {
+        guard var k = key, let keyVersion = k.readInteger(as: Int16.self), keyVersion <= 1,
+              let ck = try? OffsetCommitKey.decode(from: &k, version: keyVersion) else { return nil }
+        let tp = TopicPartition(topic: ck.topic, partition: ck.partition)
+        guard var v = value else { return (ck.group, tp, nil) }
+        guard let valueVersion = v.readInteger(as: Int16.self), let cv = try? OffsetCommitValue.decode(from: &v, version: valueVersion) else { return nil }
+        return (ck.group, tp, Committed(offset: cv.offset, leaderEpoch: cv.leaderEpoch, metadata: cv.metadata, commitTimestamp: cv.commitTimestamp))
+    }
+
+    /// A transaction marker reached `__consumer_offsets`: its offsets become visible or vanish.
+    private func finish(producerId: Int64, commit: Bool) {
+        guard let pending = pendingTransactional.removeValue(forKey: producerId), commit else { return }
+        for (group, entries) in pending { offsets[group, default: [:]].merge(entries) { $1 } }
+    }
+
+    func completeTransaction(producerId: Int64, commit: Bool) { lock.withLock { finish(producerId: producerId, commit: commit) } }
+
+    /// The group's offsets partition (where TxnOffsetCommit writes and its markers go).
+    func offsetsLog(for group: String) -> PartitionLog { offsetLogs[Int(Self.partition(for: group, partitions: offsetsPartitions))] }
+
+    /// TxnOffsetCommit: appends the offsets as a transactional batch of the producer; they stay
+    /// pending until the transaction's marker.
+    func persistTransactional(group: String, producerId: Int64, epoch: Int16, _ entries: [(TopicPartition, Committed)]) throws {
+        guard !entries.isEmpty else { return }
+        var builder = RecordBatchBuilder()
+        builder.transactional = true
+        builder.producerId = producerId
+        builder.producerEpoch = epoch
+        let batch = try RecordBatch(try builder.build(entries.map { Self.record(group: group, $0.0, $0.1) }))
+        _ = try offsetsLog(for: group).append([batch], nowMs: currentTimeMs())
+        lock.withLock {
+            for (tp, c) in entries { pendingTransactional[producerId, default: [:]][group, default: [:]][tp] = c }
+        }
+    }
+
+    /// Whether an open transaction holds offsets of this group for this partition (OffsetFetch
+    /// with require_stable answers UNSTABLE_OFFSET_COMMIT for it).
+    func hasPendingOffset(group: String, _ tp: TopicPartition) -> Bool {
+        lock.withLock { pendingTransactional.values.contains { $0[group]?[tp] != nil } }
     }
 
     static func record(group: String, _ tp: TopicPartition, _ c: Committed?) -> RecordBatchBuilder.Input {

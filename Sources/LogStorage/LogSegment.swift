@@ -11,6 +11,8 @@ final class LogSegment {
     let log: FileHandle
     let offsetIndex: OffsetIndex
     let timeIndex: TimeIndex
+    /// Aborted transactions whose markers are in this segment (`.txnindex`).
+    let txnIndex: TransactionIndex
     /// Bytes of valid batches; the file may be longer when preallocated.
     private(set) var size: Int
     private(set) var nextOffset: Int64
@@ -43,6 +45,7 @@ final class LogSegment {
                                       mappedBytes: config.segmentIndexBytes)
         timeIndex = try TimeIndex(path: "\(directory)/\(Self.name(baseOffset, ".timeindex"))", baseOffset: baseOffset,
                                   mappedBytes: config.segmentIndexBytes)
+        txnIndex = TransactionIndex(path: "\(directory)/\(Self.name(baseOffset, ".txnindex"))")
         nextOffset = baseOffset
         lastAppendMs = nowMs
     }
@@ -195,6 +198,8 @@ final class LogSegment {
         if truncated > 0 {
             do { try log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }
         }
+        // Entries for markers that did not survive go too.
+        try txnIndex.truncate(toOffsetBelow: nextOffset)
         return truncated
     }
 
@@ -242,5 +247,5 @@ final class LogSegment {
         } catch { throw error.at(logPath) }
     }
 
-    var files: [String] { [logPath, offsetIndex.storage.path, timeIndex.storage.path] }
+    var files: [String] { [logPath, offsetIndex.storage.path, timeIndex.storage.path, txnIndex.path] }
 }

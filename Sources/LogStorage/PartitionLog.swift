@@ -104,6 +104,7 @@ public final class PartitionLog: @unchecked Sendable {
     public var currentConfig: LogConfig { lock.withLock { config } }
     public var sizeBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + Int64($1.size) } } }
     public var segmentCount: Int { lock.withLock { segments.count } }
+    public var activeSegmentBaseOffset: Int64 { lock.withLock { segments.last!.baseOffset } }
 
     public func updateConfig(_ newConfig: LogConfig) { lock.withLock { config = newConfig } }
 
@@ -222,10 +223,11 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with every batch from the log start to the end (for replaying internal logs
-    /// such as the metadata log and `__consumer_offsets` at start).
-    public func forEachBatch(_ body: (RecordBatch) throws -> Void) throws {
-        var offset = logStartOffset
+    /// Calls `body` with every batch from `start` (default: the log start) to the end (for
+    /// replaying internal logs such as the metadata log and `__consumer_offsets` at start, and
+    /// producer state after its snapshot).
+    public func forEachBatch(from start: Int64? = nil, _ body: (RecordBatch) throws -> Void) throws {
+        var offset = max(start ?? 0, logStartOffset)
         while offset < logEndOffset {
             var batches = RecordBatchSequence(try read(from: offset, maxBytes: 4 << 20).records)
             var progressed = false
@@ -235,6 +237,31 @@ public final class PartitionLog: @unchecked Sendable {
                 progressed = true
             }
             if !progressed { break }
+        }
+    }
+
+    // MARK: - aborted transactions
+
+    /// Records an aborted transaction in the `.txnindex` of the segment holding its marker.
+    public func appendAbortedTransaction(_ entry: AbortedTransaction) throws(StorageError) {
+        try lock.withStorageLock { () throws(StorageError) in
+            guard let segment = segments.last(where: { $0.baseOffset <= entry.lastOffset }) else { return }
+            if try segment.txnIndex.entries().contains(where: { $0.lastOffset == entry.lastOffset }) { return }
+            try segment.txnIndex.append(entry)
+        }
+    }
+
+    /// The aborted transactions that overlap `[from, upTo)`: marker at or after `from`, data
+    /// starting before `upTo` (what a read_committed fetch of that range must be told).
+    public func abortedTransactions(from: Int64, upTo: Int64) throws(StorageError) -> [AbortedTransaction] {
+        try lock.withStorageLock { () throws(StorageError) -> [AbortedTransaction] in
+            var found: [AbortedTransaction] = []
+            for segment in segments where segment.nextOffset > from || segment === segments.last {
+                for e in try segment.txnIndex.entries() where e.lastOffset >= from && e.firstOffset < upTo {
+                    found.append(e)
+                }
+            }
+            return found
         }
     }
 
