@@ -238,3 +238,80 @@ def test_list_and_describe_transactions(sluice):
     d = admin.describe_transactions(["tid-ops"])["tid-ops"]
     assert str(d.state.value) == "CompleteAbort" and not d.topic_partitions
     admin.close()
+
+
+def test_kafka_python_send_offsets_and_fencing(sluice):
+    from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata
+    from kafka import TopicPartition as KTP
+    from kafka.errors import KafkaError
+    make_topic(sluice, "kpy-in", 1)
+    make_topic(sluice, "kpy-out", 1)
+    src = Producer({"bootstrap.servers": sluice.bootstrap})
+    for i in range(4):
+        src.produce("kpy-in", value=b"%d" % i)
+    src.flush(10)
+    c = KafkaConsumer("kpy-in", bootstrap_servers=sluice.bootstrap, group_id="kpy-eos", auto_offset_reset="earliest",
+                      enable_auto_commit=False, isolation_level="read_committed", consumer_timeout_ms=5000)
+    records = []
+    for m in c:
+        records.append(m)
+        if len(records) == 4:
+            break
+    p = KafkaProducer(bootstrap_servers=sluice.bootstrap, transactional_id="tid-kpy-eos")
+    p.init_transactions()
+    p.begin_transaction()
+    for m in records:
+        p.send("kpy-out", value=b"out-" + m.value)
+    p.send_offsets_to_transaction({KTP("kpy-in", 0): OffsetAndMetadata(4, "", -1)}, "kpy-eos")
+    p.commit_transaction()
+    assert c.committed(KTP("kpy-in", 0)) == 4
+    c.close()
+    # A second producer with the same id fences the first.
+    p2 = KafkaProducer(bootstrap_servers=sluice.bootstrap, transactional_id="tid-kpy-eos")
+    p2.init_transactions()
+    with pytest.raises(KafkaError):
+        p.begin_transaction()
+        p.send("kpy-out", value=b"zombie").get(timeout=10)
+        p.commit_transaction()
+    p2.close()
+    p.close(timeout=1)
+    assert drain(sluice, "kpy-out", "read_committed", expect_at_least=4) == [b"out-%d" % i for i in range(4)]
+
+
+def test_aiokafka_transactions(sluice):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    make_topic(sluice, "aio-tx", 2)
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=sluice.bootstrap, transactional_id="tid-aio")
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(6):
+                    await p.send("aio-tx", value=b"ok%d" % i, partition=i % 2)
+            await p.begin_transaction()
+            for i in range(6):
+                await p.send("aio-tx", value=b"no%d" % i, partition=i % 2)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer("aio-tx", bootstrap_servers=sluice.bootstrap, auto_offset_reset="earliest",
+                             isolation_level="read_committed")
+        await c.start()
+        got = []
+        try:
+            deadline = asyncio.get_event_loop().time() + 15
+            while len(got) < 6 and asyncio.get_event_loop().time() < deadline:
+                batch = await c.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    got.extend(m.value for m in msgs)
+            # Nothing aborted arrives later either.
+            batch = await c.getmany(timeout_ms=1000)
+            for msgs in batch.values():
+                got.extend(m.value for m in msgs)
+        finally:
+            await c.stop()
+        return got
+
+    assert sorted(asyncio.run(run())) == sorted(b"ok%d" % i for i in range(6))
