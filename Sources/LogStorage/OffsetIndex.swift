@@ -15,6 +15,12 @@ final class IndexFile {
     private(set) var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     var entryCount: Int
     private(set) var capacity: Int
+    /// Bytes of the file backed by allocated blocks. The preallocated file is sparse (as Kafka's
+    /// is); pages are reserved with fallocate before their first store, because touching an
+    /// unbacked page of a mapping on a full file system raises SIGBUS. A full disk costs an
+    /// index entry (lookups scan a little further), never the process.
+    private var reservedBytes: Int
+    static let reserveStep = 64 << 10
 
     init(path: String, entryBytes: Int, mappedBytes: Int) throws(StorageError) {
         self.path = path
@@ -23,6 +29,7 @@ final class IndexFile {
             file = try FileHandle.open(path, [.readWrite, .create])
             let existing = Int(try file.size())
             entryCount = existing / entryBytes
+            reservedBytes = entryCount * entryBytes
             capacity = max(entryCount, mappedBytes / entryBytes)
             try map()
         } catch { throw error.at(path) }
@@ -40,6 +47,23 @@ final class IndexFile {
     }
 
     var isFull: Bool { entryCount >= capacity }
+
+    /// Makes sure the next entry's bytes are backed by disk blocks; false if the disk is full.
+    func reserveNext() -> Bool {
+        let end = (entryCount + 1) * entryBytes
+        guard end > reservedBytes else { return true }
+        let length = min(Self.reserveStep, capacity * entryBytes - reservedBytes)
+        guard length > 0 else { return false }
+        do {
+            try file.allocate(offset: Int64(reservedBytes), length: Int64(length), keepSize: true)
+            reservedBytes += length
+            return true
+        } catch {
+            // A file system without fallocate: nothing to reserve with; behave as before.
+            if error.rawValue == EOPNOTSUPP { reservedBytes = capacity * entryBytes; return true }
+            return false
+        }
+    }
     var sizeBytes: Int { entryCount * entryBytes }
 
     func flush() throws(StorageError) {
@@ -92,6 +116,7 @@ final class OffsetIndex {
         guard !isFull else { return false }
         if let last = lastEntry, offset <= last.offset { return true }
         precondition(offset - baseOffset <= Int64(UInt32.max) && position <= Int(UInt32.max))
+        guard storage.reserveNext() else { return true }  // disk full: skip this entry
         storage.bytes.storeBytes(of: UInt32(offset - baseOffset).bigEndian, toByteOffset: entryCount * 8, as: UInt32.self)
         storage.bytes.storeBytes(of: UInt32(position).bigEndian, toByteOffset: entryCount * 8 + 4, as: UInt32.self)
         storage.entryCount += 1
@@ -135,6 +160,7 @@ final class TimeIndex {
     func append(timestamp: Int64, offset: Int64) -> Bool {
         guard !isFull else { return false }
         if let last = lastEntry, timestamp <= last.timestamp || offset < last.offset { return true }
+        guard storage.reserveNext() else { return true }  // disk full: skip this entry
         storage.bytes.storeBytes(of: timestamp.bigEndian, toByteOffset: entryCount * 12, as: Int64.self)
         storage.bytes.storeBytes(of: UInt32(offset - baseOffset).bigEndian, toByteOffset: entryCount * 12 + 8, as: UInt32.self)
         storage.entryCount += 1
