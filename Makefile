@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -28,6 +28,15 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+## The fault-injection harness, long run (Tests/Chaos/chaos.py; the short run is in `make test`).
+## CHAOS_SEED replays a run; the summary JSON is the last line, the history in CHAOS_OUT.
+CHAOS_SECONDS ?= 600
+CHAOS_SEED ?= $(shell date +%s)
+CHAOS_OUT ?= .build/chaos
+chaos: deps
+	$(SWIFT) build --product sluice
+	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT)
 
 ## Microbenchmarks (package-benchmark, Benchmarks/Package.swift).
 bench: deps

@@ -60,7 +60,12 @@ extension Broker {
             }
             if let (markers, final) = fence {
                 logger.info("transactional id \(id): aborting its open transaction to fence producer \(markers.producerId)")
-                try writeMarkers(markers)
+                let failed = writeMarkers(markers)
+                guard failed.isEmpty else {
+                    // Stays PrepareAbort; housekeeping finishes the markers, the client retries.
+                    try transactions.update(id) { m in m?.partitions = Set(failed) }
+                    throw TransactionMetadata.Failure.concurrentTransactions
+                }
                 try transactions.update(id) { m in m = final }
             }
             response.producerId = result.producerId
@@ -165,20 +170,50 @@ extension Broker {
     /// Prepare (stored), markers (written), complete (stored): the steps of ending a
     /// transaction. While the markers are written the state is PrepareX, so a concurrent
     /// request for the id gets CONCURRENT_TRANSACTIONS and a crash completes it at start.
+    ///
+    /// Once PrepareX is stored the outcome is decided, as in Kafka: if some markers cannot be
+    /// written (a full disk), the id stays PrepareX with the partitions still owed a marker,
+    /// and housekeeping retries them until they land; the caller is answered as if done.
     func endTransaction(_ id: String, _ prepare: (inout TransactionMetadata?) throws -> TransactionMetadata.Markers?) throws {
         guard let markers = try transactions.update(id, prepare) else { return }
-        try writeMarkers(markers)
-        try transactions.update(id) { m in m?.completed(nowMs: currentTimeMs()) }
+        try finishMarkers(id, markers)
+    }
+
+    /// Writes the markers and completes the id, or records which partitions still need one.
+    func finishMarkers(_ id: String, _ markers: TransactionMetadata.Markers) throws {
+        let failed = writeMarkers(markers)
+        if failed.isEmpty {
+            try transactions.update(id) { m in m?.completed(nowMs: currentTimeMs()) }
+        } else {
+            logger.warning("transactional id \(id): \(failed.count) markers not written yet; will retry")
+            try? transactions.update(id) { m in m?.partitions = Set(failed) }
+        }
     }
 
     /// Appends a COMMIT or ABORT control batch to every partition of the transaction, records it
     /// in the partition's producer state (ending the transaction there: the LSO moves) and, for
     /// an abort, in the `.txnindex`. Under durability `ack` the markers are on disk on return.
-    func writeMarkers(_ markers: TransactionMetadata.Markers) throws {
-        let now = currentTimeMs()
+    /// Returns the partitions whose marker could not be written.
+    func writeMarkers(_ markers: TransactionMetadata.Markers) -> [TxnPartition] {
+        var failed: [TxnPartition] = []
         var woken: [String] = []
         for tp in markers.partitions {
             guard let log = logManager.log(topic: tp.topic, partition: tp.partition) else { continue }  // deleted meanwhile
+            do {
+                try writeMarker(markers, to: log, topic: tp.topic)
+                woken.append(log.name)
+            } catch {
+                logger.error("transaction marker for \(log.name) failed: \(error)")
+                failed.append(tp)
+            }
+        }
+        fetchWaiters.wake(woken)
+        return failed
+    }
+
+    private func writeMarker(_ markers: TransactionMetadata.Markers, to log: PartitionLog, topic: String) throws {
+        let now = currentTimeMs()
+        do {
             let state = try producerStates.state(for: log)
             let bytes = RecordBatchBuilder.controlBatch(markers.committed ? .commit : .abort, producerId: markers.producerId,
                                                         producerEpoch: markers.producerEpoch, coordinatorEpoch: 0, timestamp: now)
@@ -188,30 +223,33 @@ extension Broker {
                 let done = state.machine.complete(producerId: markers.producerId, epoch: markers.producerEpoch, markerOffset: r.baseOffset,
                                                   committed: markers.committed, coordinatorEpoch: 0, timestampMs: now)
                 if let done, !done.committed {
-                    try log.appendAbortedTransaction(AbortedTransaction(
-                        producerId: done.producerId, firstOffset: done.firstOffset, lastOffset: done.lastOffset,
-                        lastStableOffset: state.machine.firstUnstableOffset ?? r.lastOffset + 1))
+                    // Held in memory even if its write fails; written before the next snapshot.
+                    do {
+                        try log.appendAbortedTransaction(AbortedTransaction(
+                            producerId: done.producerId, firstOffset: done.firstOffset, lastOffset: done.lastOffset,
+                            lastStableOffset: state.machine.firstUnstableOffset ?? r.lastOffset + 1))
+                    } catch {
+                        logger.warning("\(log.name): aborted-transaction index entry not written yet: \(error)")
+                    }
                 }
                 return r
             }
             // The fsync runs outside the partition's producer lock (appends keep flowing).
             if appended.needsFlush { try log.flush(upTo: appended.lastOffset + 1, nowMs: now) }
-            if tp.topic == GroupCoordinator.offsetsTopic {
+            if topic == GroupCoordinator.offsetsTopic {
                 groups.completeTransaction(producerId: markers.producerId, commit: markers.committed)
             }
-            woken.append(log.name)
         }
-        fetchWaiters.wake(woken)
     }
 
     /// At start: a transaction stored as PrepareCommit/PrepareAbort had its end decided but
     /// maybe not all markers written; write them (again: a second marker is harmless) and complete.
+    /// Also run by housekeeping, for markers a full disk held back.
     func completeInterruptedTransactions() throws {
         for m in transactions.all where m.status == .prepareCommit || m.status == .prepareAbort {
             logger.info("completing the interrupted \(m.status.name) of transactional id \(m.transactionalId)")
-            try writeMarkers(.init(producerId: m.producerId, producerEpoch: m.producerEpoch, committed: m.status == .prepareCommit,
-                                   partitions: m.partitions.sorted()))
-            try transactions.update(m.transactionalId) { $0?.completed(nowMs: currentTimeMs()) }
+            try finishMarkers(m.transactionalId, .init(producerId: m.producerId, producerEpoch: m.producerEpoch,
+                                                        committed: m.status == .prepareCommit, partitions: m.partitions.sorted()))
         }
     }
 

@@ -140,6 +140,8 @@ public final class Broker: @unchecked Sendable {
             lastTransactionSweepMs = now
             abortTimedOutTransactions(nowMs: now)
         }
+        // Markers a full disk held back are retried until they land.
+        try? completeInterruptedTransactions()
     }
 
     // MARK: - dispatch

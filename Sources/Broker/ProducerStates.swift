@@ -121,6 +121,7 @@ final class ProducerStates: @unchecked Sendable {
             guard force || base != p.snapshotSegmentBase else { continue }
             let path = "\(log.directory)/\(Self.snapshotName(end))"
             do {
+                try log.persistTransactionIndexes()
                 let tmp = path + ".tmp"
                 let f = try FileHandle.open(tmp, [.writeOnly, .create, .truncate])
                 try f.writeAll(machine.snapshot(), at: 0)

@@ -251,6 +251,14 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
+    /// Writes `.txnindex` entries whose first write failed; throws while any cannot be written
+    /// (a producer snapshot must not be taken then: it would skip the replay that re-adds them).
+    public func persistTransactionIndexes() throws(StorageError) {
+        try lock.withStorageLock { () throws(StorageError) in
+            for segment in segments { try segment.txnIndex.persist() }
+        }
+    }
+
     /// The aborted transactions that overlap `[from, upTo)`: marker at or after `from`, data
     /// starting before `upTo` (what a read_committed fetch of that range must be told).
     public func abortedTransactions(from: Int64, upTo: Int64) throws(StorageError) -> [AbortedTransaction] {

@@ -53,13 +53,24 @@ final class TransactionIndex {
         return found
     }
 
-    /// Appends an entry and makes it durable (aborts are rare; the entry must not be lost
-    /// once a producer snapshot says its marker needs no replay).
+    /// Entries known in memory but not yet written (the write failed, e.g. on a full disk).
+    private(set) var unwritten = 0
+
+    /// Adds an entry (at once in memory, so fetches see it) and makes it durable (aborts are
+    /// rare; the entry must not be lost once a producer snapshot says its marker needs no
+    /// replay). If the write fails the entry stays in memory and `persist` retries it.
     func append(_ entry: AbortedTransaction) throws(StorageError) {
         var all = try entries()
         all.append(entry)
-        try write(all, appendingFrom: all.count - 1)
         cached = all
+        unwritten += 1
+        try persist()
+    }
+
+    func persist() throws(StorageError) {
+        guard unwritten > 0, let all = cached else { return }
+        try write(all, appendingFrom: all.count - unwritten)
+        unwritten = 0
     }
 
     /// Drops entries whose marker is at or after `offset`.
@@ -67,12 +78,15 @@ final class TransactionIndex {
         let all = try entries()
         let kept = all.filter { $0.lastOffset < offset }
         guard kept.count != all.count else { return }
+        cached = kept
+        unwritten = 0
         if kept.isEmpty {
             try? FileSystem.remove(path)
         } else {
+            unwritten = kept.count
             try write(kept, appendingFrom: 0, truncate: true)
+            unwritten = 0
         }
-        cached = kept
     }
 
     private func write(_ all: [AbortedTransaction], appendingFrom first: Int, truncate: Bool = false) throws(StorageError) {
