@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Records", targets: ["Records"]),
         .library(name: "KafkaProtocol", targets: ["KafkaProtocol"]),
         .library(name: "LogStorage", targets: ["LogStorage"]),
+        .library(name: "Broker", targets: ["Broker"]),
         .executable(name: "sluice", targets: ["sluice"]),
     ],
     dependencies: [

@@ -14,11 +14,21 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .executableTarget(
             name: "FuzzRequest",
             dependencies: [.product(name: "KafkaProtocol", package: sluice), .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: fuzzFlags, linkerSettings: fuzzLink
+        ),
+        .executableTarget(
+            name: "FuzzBroker",
+            dependencies: [
+                .product(name: "Broker", package: sluice), .product(name: "KafkaProtocol", package: sluice),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: fuzzFlags, linkerSettings: fuzzLink
         ),
         .executableTarget(

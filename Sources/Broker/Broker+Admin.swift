@@ -82,6 +82,8 @@ extension Broker {
                 fail(.topicAlreadyExists, "topic \(t.name) already exists")
             } else if partitions <= 0 {
                 fail(.invalidPartitions, "the number of partitions must be positive")
+            } else if Int(partitions) > config.partitionsMax - hostedPartitions {
+                fail(.policyViolation, "\(partitions) more partitions would exceed sluice.partitions.max (\(config.partitionsMax))")
             } else if t.replicationFactor != -1 && t.replicationFactor != 1 {
                 fail(.invalidReplicationFactor, "replication factor \(t.replicationFactor) is larger than the 1 available broker")
             } else if let configError {
@@ -126,6 +128,9 @@ extension Broker {
         return frame(response, context)
     }
 
+    /// Partitions of user topics on this broker.
+    var hostedPartitions: Int { metadata.topics.reduce(0) { $0 + Int($1.partitionCount) } }
+
     func handleCreatePartitions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try CreatePartitionsRequest.decode(from: &body, version: context.version)
         var response = CreatePartitionsResponse()
@@ -135,6 +140,9 @@ extension Broker {
                 if t.count <= topic.partitionCount {
                     r.errorCode = ErrorCode.invalidPartitions.rawValue
                     r.errorMessage = "topic has \(topic.partitionCount) partitions; the new count must be larger"
+                } else if Int(t.count - topic.partitionCount) > config.partitionsMax - hostedPartitions {
+                    r.errorCode = ErrorCode.policyViolation.rawValue
+                    r.errorMessage = "\(t.count - topic.partitionCount) more partitions would exceed sluice.partitions.max (\(config.partitionsMax))"
                 } else if !request.validateOnly {
                     do {
                         let now = currentTimeMs()

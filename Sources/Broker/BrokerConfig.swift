@@ -48,6 +48,10 @@ public struct BrokerConfig: Sendable {
     public var transactionAbortIntervalMs: Int64 = 10_000
     /// transactional.id.expiration.ms: an idle transactional id (no open transaction) is forgotten.
     public var transactionalIdExpirationMs: Int64 = 604_800_000
+    /// sluice.partitions.max: partitions this broker hosts at most (user topics); CreateTopics and
+    /// CreatePartitions beyond it get POLICY_VIOLATION. Each partition costs open files and
+    /// mappings, so one request must not be able to ask for millions.
+    public var partitionsMax = 100_000
     /// Properties we did not recognise, warned about once at start.
     public var unknown: [String] = []
 
@@ -149,6 +153,7 @@ public struct BrokerConfig: Sendable {
         case "group.initial.rebalance.delay.ms": groupLimits.initialRebalanceDelayMs = try int()
         case "group.max.size": groupLimits.membersMax = Int(try int(1))
         case "sluice.decompressed.bytes.max": decompressedBytesMax = Int(try int(1024))
+        case "sluice.partitions.max": partitionsMax = Int(try int(1))
         case "sluice.metrics.port": metricsPort = Int(try int())
         case "sluice.log.level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }

@@ -31,3 +31,25 @@ struct ResponseFrame: Sendable {
     init(_ buffer: ByteBuffer) { parts = [.bytes(buffer)] }
     init(parts: [Part]) { self.parts = parts }
 }
+
+extension ResponseFrame {
+    /// Bytes on the wire, size prefix included.
+    var byteCount: Int {
+        parts.reduce(0) { total, part in
+            switch part {
+            case .bytes(let b): total + b.readableBytes
+            case .file(_, _, let length): total + length
+            }
+        }
+    }
+}
+
+extension Broker {
+    /// For in-process drivers (the request-path fuzzer, benchmarks): handles one request frame
+    /// (without its size prefix) as a connection would, and reports the response's size on the
+    /// wire (nil: the request gets no response). A failed future means the broker would close
+    /// the connection. File ranges of Fetch responses are released, not read.
+    public func respondSize(to frame: ByteBuffer, eventLoop: EventLoop) -> EventLoopFuture<Int?> {
+        handle(frame: frame, eventLoop: eventLoop, clientHost: "in-process").map { $0?.byteCount }
+    }
+}
