@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -38,8 +38,20 @@ chaos: deps
 	$(SWIFT) build --product sluice
 	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT)
 
+## Sluice next to Tansu through the same kperf (librdkafka) workloads, plus fio and loopback
+## limits; writes docs/benchmarks.md with plots. BENCH_SCALE=10 divides the record counts.
+bench: deps bench-deps
+	$(SWIFT) build -c release --product sluice
+	.venv/bin/python Benchmarks/scripts/compare.py
+
+bench-deps:
+	@command -v fio >/dev/null && [ -e /usr/include/librdkafka/rdkafka.h ] || \
+	  (apt-get install -y -q fio librdkafka-dev >/dev/null || (apt-get update -q && apt-get install -y -q fio librdkafka-dev))
+	@.venv/bin/python -c "import matplotlib" 2>/dev/null || .venv/bin/pip install -q -r Benchmarks/requirements.txt
+	@$(MAKE) --no-print-directory -C Benchmarks/kperf >/dev/null
+
 ## Microbenchmarks (package-benchmark, Benchmarks/Package.swift).
-bench: deps
+bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
 
 clean:

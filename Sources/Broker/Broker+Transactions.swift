@@ -63,6 +63,7 @@ extension Broker {
                 let failed = writeMarkers(markers)
                 guard failed.isEmpty else {
                     // Stays PrepareAbort; housekeeping finishes the markers, the client retries.
+                    markersOwed.withLockedValue { _ = $0.insert(id) }
                     try transactions.update(id) { m in m?.partitions = Set(failed) }
                     throw TransactionMetadata.Failure.concurrentTransactions
                 }
@@ -183,10 +184,30 @@ extension Broker {
     func finishMarkers(_ id: String, _ markers: TransactionMetadata.Markers) throws {
         let failed = writeMarkers(markers)
         if failed.isEmpty {
-            try transactions.update(id) { m in m?.completed(nowMs: currentTimeMs()) }
+            do {
+                try transactions.update(id) { m in m?.completed(nowMs: currentTimeMs()) }
+                markersOwed.withLockedValue { _ = $0.remove(id) }
+            } catch {
+                markersOwed.withLockedValue { _ = $0.insert(id) }  // stored state still PrepareX: retry
+                throw error
+            }
         } else {
             logger.warning("transactional id \(id): \(failed.count) markers not written yet; will retry")
+            markersOwed.withLockedValue { _ = $0.insert(id) }
             try? transactions.update(id) { m in m?.partitions = Set(failed) }
+        }
+    }
+
+    /// Housekeeping: retries the markers of ids in `markersOwed` (only those: an id in PrepareX
+    /// for any other reason has an EndTxn writing its markers right now).
+    func retryOwedMarkers() {
+        for id in markersOwed.withLockedValue({ Array($0) }) {
+            guard let m = transactions.get(id), m.status == .prepareCommit || m.status == .prepareAbort else {
+                markersOwed.withLockedValue { _ = $0.remove(id) }
+                continue
+            }
+            try? finishMarkers(id, .init(producerId: m.producerId, producerEpoch: m.producerEpoch,
+                                         committed: m.status == .prepareCommit, partitions: m.partitions.sorted()))
         }
     }
 
@@ -244,7 +265,6 @@ extension Broker {
 
     /// At start: a transaction stored as PrepareCommit/PrepareAbort had its end decided but
     /// maybe not all markers written; write them (again: a second marker is harmless) and complete.
-    /// Also run by housekeeping, for markers a full disk held back.
     func completeInterruptedTransactions() throws {
         for m in transactions.all where m.status == .prepareCommit || m.status == .prepareAbort {
             logger.info("completing the interrupted \(m.status.name) of transactional id \(m.transactionalId)")

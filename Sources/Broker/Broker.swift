@@ -40,6 +40,10 @@ public final class Broker: @unchecked Sendable {
     let transactions: TransactionCoordinator
     /// When timed-out transactions were last looked for.
     var lastTransactionSweepMs: Int64 = 0
+    /// Transactional ids decided (PrepareX stored) whose markers could not all be written yet.
+    let markersOwed = NIOLockedValueBox<Set<String>>([])
+    /// Housekeeping passes never overlap (one slow pass must not race the next).
+    private let housekeepingRunning = NIOLockedValueBox(false)
     let metrics = BrokerMetrics()
     /// Per-API request counters and timers, made once (creating a metric is a registry lookup).
     let requestMetrics: [Int16: (count: Counter, time: Timer)]
@@ -123,6 +127,11 @@ public final class Broker: @unchecked Sendable {
 
     /// Periodic work: retention, interval flushes, checkpoints.
     func housekeeping() {
+        guard housekeepingRunning.withLockedValue({ running in
+            defer { running = true }
+            return !running
+        }) else { return }
+        defer { housekeepingRunning.withLockedValue { $0 = false } }
         let now = currentTimeMs()
         metrics.partitions.record(logManager.allLogs.filter { !$0.topic.hasPrefix("__") }.count)
         logManager.applyRetention(nowMs: now)
@@ -141,7 +150,7 @@ public final class Broker: @unchecked Sendable {
             abortTimedOutTransactions(nowMs: now)
         }
         // Markers a full disk held back are retried until they land.
-        try? completeInterruptedTransactions()
+        retryOwedMarkers()
     }
 
     // MARK: - dispatch

