@@ -38,6 +38,8 @@ public final class Broker: @unchecked Sendable {
     let groups: GroupCoordinator
     let producerStates: ProducerStates
     let transactions: TransactionCoordinator
+    let cleaner: LogCleaner
+    private let cleanerPool: NIOThreadPool
     /// When timed-out transactions were last looked for.
     var lastTransactionSweepMs: Int64 = 0
     /// Transactional ids decided (PrepareX stored) whose markers could not all be written yet.
@@ -69,6 +71,8 @@ public final class Broker: @unchecked Sendable {
         self.logger = logger
         self.threadPool = threadPool
         producerStates = ProducerStates(logger: logger)
+        cleaner = LogCleaner(config: config.cleaner, logger: logger)
+        cleanerPool = NIOThreadPool(numberOfThreads: config.cleaner.threads)
         let m = BrokerMetrics()
         requestMetrics = Dictionary(uniqueKeysWithValues: Self.supportedVersions.map { ($0.0.rawValue, (m.request($0.0.name), m.requestTime($0.0.name))) })
         let now = currentTimeMs()
@@ -103,6 +107,31 @@ public final class Broker: @unchecked Sendable {
             _ = try producerStates.state(for: log)
         }
         try completeInterruptedTransactions()
+        if config.cleaner.enabled { startCleaner() }
+    }
+
+    /// `log.cleaner.threads` loops: clean the dirtiest compacted log, or back off.
+    private func startCleaner() {
+        cleanerPool.start()
+        for _ in 0..<config.cleaner.threads {
+            cleanerPool.submit { [self] state in
+                guard state == .active else { return }
+                while !cleaner.isStopping {
+                    let logs = logManager.allLogs.filter { $0.topic != MetadataStore.logName }
+                    if let stats = cleaner.runOnce(logs: logs, nowMs: currentTimeMs(), lastStableOffset: { [self] log in
+                        producerStates.lastStableOffset(log, highWatermark: highWatermark(log))
+                    }) {
+                        metrics.recordCleaning(stats, totals: cleaner.totals)
+                        continue
+                    }
+                    var slept: Int64 = 0
+                    while slept < config.cleaner.backoffMs && !cleaner.isStopping {
+                        usleep(useconds_t(min(100, config.cleaner.backoffMs - slept) * 1000))
+                        slept += 100
+                    }
+                }
+            }
+        }
     }
 
     /// The effective config of a topic: broker defaults, then dynamic broker configs, then the
@@ -118,6 +147,8 @@ public final class Broker: @unchecked Sendable {
 
     public func shutdown() throws {
         fetchWaiters.wakeAll()
+        cleaner.stop()
+        try? cleanerPool.syncShutdownGracefully()
         producerStates.writeSnapshots(logManager.allLogs, force: true)
         try logManager.shutdown(nowMs: currentTimeMs())
     }

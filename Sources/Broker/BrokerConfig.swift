@@ -52,6 +52,8 @@ public struct BrokerConfig: Sendable {
     /// CreatePartitions beyond it get POLICY_VIOLATION. Each partition costs open files and
     /// mappings, so one request must not be able to ask for millions.
     public var partitionsMax = 100_000
+    /// log.cleaner.enable, .threads, .io.max.bytes.per.second, .backoff.ms, .dedupe.buffer.size
+    public var cleaner = LogCleaner.Config()
     /// Properties we did not recognise, warned about once at start.
     public var unknown: [String] = []
 
@@ -153,6 +155,13 @@ public struct BrokerConfig: Sendable {
         case "group.initial.rebalance.delay.ms": groupLimits.initialRebalanceDelayMs = try int()
         case "group.max.size": groupLimits.membersMax = Int(try int(1))
         case "sluice.decompressed.bytes.max": decompressedBytesMax = Int(try int(1024))
+        case "log.cleaner.enable": cleaner.enabled = try bool()
+        case "log.cleaner.threads": cleaner.threads = Int(try int(1))
+        case "log.cleaner.io.max.bytes.per.second":
+            guard let v = Double(value), v > 0 else { throw .invalid("\(key): expected a positive number") }
+            cleaner.ioBytesPerSecond = v
+        case "log.cleaner.backoff.ms": cleaner.backoffMs = try int(0)
+        case "log.cleaner.dedupe.buffer.size": cleaner.dedupeBufferBytes = Int(try int(1 << 20))
         case "sluice.partitions.max": partitionsMax = Int(try int(1))
         case "sluice.metrics.port": metricsPort = Int(try int())
         case "sluice.log.level":

@@ -47,6 +47,7 @@ final class GroupCoordinator: @unchecked Sendable {
         c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
         c.retentionMs = -1
         c.retentionBytes = -1
+        _ = try? c.set("cleanup.policy", "compact")  // Kafka: internal topics are compacted
         let now = currentTimeMs()
         for p in 0..<offsetsPartitions {
             let log = try logManager.log(topic: Self.offsetsTopic, partition: p)

@@ -26,6 +26,7 @@ final class TransactionCoordinator: @unchecked Sendable {
         c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
         c.retentionMs = -1
         c.retentionBytes = -1
+        _ = try? c.set("cleanup.policy", "compact")  // Kafka: internal topics are compacted
         let now = currentTimeMs()
         for p in 0..<statePartitions {
             let log = try logManager.log(topic: Self.stateTopic, partition: p)

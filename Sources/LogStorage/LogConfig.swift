@@ -35,8 +35,9 @@ public struct LogConfig: Sendable, Equatable {
     /// `interval` (flush.messages / flush.ms), `ack` (fdatasync before an append is acknowledged).
     public var durability: Durability = .none
 
-    /// Kafka topic configs accepted, stored and shown, but not acted on yet (their defaults are
-    /// Kafka's). `compression.type=producer` is what Sluice does anyway: batches stay as sent.
+    /// Kafka topic configs kept as given (their defaults are Kafka's). The compaction ones are
+    /// read through the typed accessors below; the rest are accepted and shown but not acted on
+    /// (`compression.type=producer` is what Sluice does anyway: batches stay as sent).
     public static let acceptedDefaults: [String: String] = [
         "cleanup.policy": "delete", "compression.type": "producer", "min.insync.replicas": "1",
         "unclean.leader.election.enable": "false", "delete.retention.ms": "86400000",
@@ -50,6 +51,22 @@ public struct LogConfig: Sendable, Equatable {
     ]
     /// Values of the accepted-but-inactive configs that differ from their defaults.
     public var accepted: [String: String] = [:]
+
+    // Compaction settings (kept as strings with the accepted configs, read typed here).
+    private func value(_ name: String) -> String { accepted[name] ?? Self.acceptedDefaults[name]! }
+    private var policy: Set<Substring> { Set(value("cleanup.policy").split(separator: ",").map { $0.filter { $0 != " " } }) }
+    /// `cleanup.policy` contains `compact`.
+    public var compacts: Bool { policy.contains("compact") }
+    /// `cleanup.policy` contains `delete` (retention by time and size applies).
+    public var deletesByRetention: Bool { policy.contains("delete") }
+    /// `delete.retention.ms`: how long tombstones (and removable markers) outlive their first cleaning.
+    public var deleteRetentionMs: Int64 { Int64(value("delete.retention.ms")) ?? 86_400_000 }
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    public var minCompactionLagMs: Int64 { Int64(value("min.compaction.lag.ms")) ?? 0 }
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a cleaning whatever the ratio.
+    public var maxCompactionLagMs: Int64 { Int64(value("max.compaction.lag.ms")) ?? Int64.max }
+    /// `min.cleanable.dirty.ratio`: dirty bytes / cleanable bytes needed before a cleaning.
+    public var minCleanableDirtyRatio: Double { Double(value("min.cleanable.dirty.ratio")) ?? 0.5 }
 
     public init() {}
 
@@ -116,6 +133,12 @@ public struct LogConfig: Sendable, Equatable {
             guard ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"].contains(value) else {
                 throw .invalid(name: name, value: value, reason: "expected producer, uncompressed, gzip, snappy, lz4 or zstd")
             }
+            accepted[name] = value
+        case "delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms":
+            _ = try int(0)
+            accepted[name] = value
+        case "min.cleanable.dirty.ratio":
+            guard let r = Double(value), r >= 0, r <= 1 else { throw .invalid(name: name, value: value, reason: "expected a number in [0, 1]") }
             accepted[name] = value
         default:
             guard Self.acceptedDefaults[name] != nil else { return false }

@@ -14,6 +14,8 @@ public final class LogManager: @unchecked Sendable {
     public static let cleanShutdownFile = ".kafka_cleanshutdown"
     public static let recoveryPointFile = "recovery-point-offset-checkpoint"
     public static let logStartFile = "log-start-offset-checkpoint"
+    /// The log cleaner's progress per log (Kafka's name and format).
+    public static let cleanerFile = "cleaner-offset-checkpoint"
 
     public let logDir: String
     public let hadCleanShutdown: Bool
@@ -35,6 +37,7 @@ public final class LogManager: @unchecked Sendable {
         }
         let recovery = Self.readCheckpoint("\(logDir)/\(Self.recoveryPointFile)")
         let starts = Self.readCheckpoint("\(logDir)/\(Self.logStartFile)")
+        let cleaned = Self.readCheckpoint("\(logDir)/\(Self.cleanerFile)")
         let names: [String]
         do { names = try Directory.list(logDir) } catch { throw error.at(logDir) }
         for name in names.sorted() where Directory.exists("\(logDir)/\(name)") {
@@ -47,6 +50,7 @@ public final class LogManager: @unchecked Sendable {
                 topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: configFor(topic),
                 logStartOffset: starts[name] ?? 0, recoveryPoint: recovery[name] ?? 0, clean: hadCleanShutdown,
                 nowMs: nowMs, logger: logger)
+            log.lock.withLock { log._cleanedUpTo = cleaned[name] ?? 0 }
             logs[name] = log
         }
         if !hadCleanShutdown && !logs.isEmpty {
@@ -121,6 +125,8 @@ public final class LogManager: @unchecked Sendable {
         let all = allLogs
         try Self.writeCheckpoint("\(logDir)/\(Self.recoveryPointFile)", all.map { ($0.topic, $0.partition, $0.durableOffset) })
         try Self.writeCheckpoint("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) })
+        let cleaned = all.map { ($0.topic, $0.partition, $0.cleanedUpTo) }.filter { $0.2 > 0 }
+        if !cleaned.isEmpty { try Self.writeCheckpoint("\(logDir)/\(Self.cleanerFile)", cleaned) }
     }
 
     /// Flushes and closes every log, checkpoints, and leaves the clean-shutdown marker.

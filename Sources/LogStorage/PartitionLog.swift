@@ -16,16 +16,18 @@ public final class PartitionLog: @unchecked Sendable {
     public let directory: String
     public var name: String { "\(topic)-\(partition)" }
 
-    private let lock = NIOLock()
+    let lock = NIOLock()
     private let flushLock = NIOLock()
-    private var config: LogConfig
-    private var segments: [LogSegment]
-    private var _logStartOffset: Int64
+    var config: LogConfig
+    var segments: [LogSegment]
+    var _logStartOffset: Int64
     private var _durableOffset: Int64
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
-    private var closed = false
-    private var pendingDeletes: [(files: [String], dueMs: Int64)] = []
+    var closed = false
+    var pendingDeletes: [(files: [String], dueMs: Int64)] = []
+    /// The log cleaner's checkpoint: everything below has been compacted at least once.
+    var _cleanedUpTo: Int64 = 0
     let logger: Logger
 
     public struct AppendResult: Sendable, Equatable {
@@ -53,6 +55,9 @@ public final class PartitionLog: @unchecked Sendable {
         self.config = config
         self.logger = logger
         lastFlushMs = nowMs
+        // A compaction interrupted by a crash: unfinished output is dropped, a committed swap
+        // is completed (see PartitionLog+Cleaner.swift).
+        try Self.resolveInterruptedCleaning(directory, logger: logger)
         let names: [String]
         do { names = try Directory.list(directory) } catch { throw error.at(directory) }
         // Leftovers of an interrupted delete are finished now.
@@ -384,7 +389,7 @@ public final class PartitionLog: @unchecked Sendable {
     public func applyRetention(nowMs: Int64) -> Int {
         lock.withLock {
             var deleted = 0
-            while segments.count > 1 {
+            while segments.count > 1 && config.deletesByRetention {
                 let oldest = segments[0]
                 let expired = config.retentionMs >= 0 && oldest.maxTimestamp >= 0 && nowMs - oldest.maxTimestamp > config.retentionMs
                 let emptyOld = config.retentionMs >= 0 && oldest.maxTimestamp < 0 && nowMs - oldest.lastAppendMs > config.retentionMs
@@ -406,7 +411,7 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Renames a segment's files to `.deleted`; they are unlinked after file.delete.delay.ms.
-    private func scheduleDelete(_ segment: LogSegment, nowMs: Int64) {
+    func scheduleDelete(_ segment: LogSegment, nowMs: Int64) {
         var renamed: [String] = []
         for f in segment.files {
             if (try? FileSystem.rename(f, to: f + ".deleted")) != nil { renamed.append(f + ".deleted") }

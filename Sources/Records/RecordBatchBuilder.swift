@@ -89,3 +89,55 @@ public struct RecordBatchBuilder {
         return try! builder.build([Input(key: key, value: value, timestamp: timestamp)])
     }
 }
+
+extension RecordBatch {
+    /// This batch with only `kept` of its records (as `records()` returned them, in order),
+    /// for the log cleaner. Offsets are preserved: the base offset, each record's offset delta
+    /// and the last offset delta stay, so a batch may end up with gaps or with no records at
+    /// all (kept only to carry the producer's sequence). The codec, producer fields, leader
+    /// epoch and timestamp type stay; with `deleteHorizonMs` the batch gets Kafka's
+    /// delete-horizon attribute and the horizon as its base timestamp, record timestamps kept.
+    public func rewritten(keeping kept: [Record], deleteHorizonMs: Int64? = nil) throws(CompressionError) -> ByteBuffer {
+        let base = records0BaseTimestamp
+        let absolute = kept.map { base + $0.timestampDelta }
+        let maxTs = isLogAppendTime ? maxTimestamp : (absolute.max() ?? maxTimestamp)
+        let newBase = deleteHorizonMs ?? (hasDeleteHorizon ? baseTimestamp : (absolute.min() ?? baseTimestamp))
+        var body = ByteBuffer()
+        for (record, ts) in zip(kept, absolute) {
+            var r = record
+            r.timestampDelta = ts - newBase
+            r.write(to: &body)
+        }
+        let codec = compression ?? .none
+        if codec != .none && !kept.isEmpty {
+            let plain = Array(body.readableBytesView)
+            body = ByteBuffer(bytes: try Compression.compress(plain, codec: codec))
+        }
+        var attrs = attributes
+        if deleteHorizonMs != nil { attrs |= Attribute.deleteHorizon }
+        if kept.isEmpty { attrs &= ~Attribute.compressionMask }  // nothing to decompress
+        var out = ByteBuffer()
+        out.reserveCapacity(RecordBatch.headerBytes + body.readableBytes)
+        out.writeInteger(baseOffset)
+        out.writeInteger(Int32(RecordBatch.headerBytes - RecordBatch.lengthFieldEnd + body.readableBytes))
+        out.writeInteger(partitionLeaderEpoch)
+        out.writeInteger(RecordBatch.magic)
+        out.writeInteger(UInt32(0))
+        out.writeInteger(attrs)
+        out.writeInteger(lastOffsetDelta)
+        out.writeInteger(newBase)
+        out.writeInteger(maxTs)
+        out.writeInteger(producerId)
+        out.writeInteger(producerEpoch)
+        out.writeInteger(baseSequence)
+        out.writeInteger(Int32(kept.count))
+        out.writeBuffer(&body)
+        let crc = out.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[21...])) }
+        out.setInteger(crc, at: 17)
+        return out
+    }
+
+    /// The timestamp record deltas are relative to (the base timestamp, also when it holds a
+    /// delete horizon: deltas are always relative to the field's value).
+    private var records0BaseTimestamp: Int64 { baseTimestamp }
+}
