@@ -104,7 +104,7 @@ let sluiceVersion = "0.1.0"
 
 struct Storage: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Format, inspect, check or stress a log directory.",
-                                                    subcommands: [Format.self, Info.self, Check.self, Stress.self])
+                                                    subcommands: [Format.self, Info.self, Check.self, Stress.self, Compact.self])
 
     /// Opens a log directory as the broker would (running recovery if it was not shut down
     /// cleanly) and prints each partition's offsets.
@@ -172,6 +172,58 @@ struct Storage: ParsableCommand {
                       + "\"MBps\":\(String(format: "%.1f", Double(bytes) / seconds / 1e6)),"
                       + "\"append_p50_us\":\(String(format: "%.1f", pct(0.5))),\"append_p99_us\":\(String(format: "%.1f", pct(0.99)))}")
             }
+        }
+    }
+
+    struct Compact: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compaction benchmark: write keyed overwrites into a fresh log, clean it once, print one JSON line.")
+        @Option(name: .customLong("log-dir")) var logDir: String
+        @Option var keys = 100_000
+        @Option(help: "Records written per key.") var overwrites = 10
+        @Option(name: .customLong("record-bytes")) var recordBytes = 100
+        @Option(name: .customLong("segment-bytes")) var segmentBytes = 64 << 20
+        @Option(name: .customLong("codec")) var codec = "none"
+
+        func run() throws {
+            var config = LogConfig()
+            config.segmentBytes = segmentBytes
+            try config.set("cleanup.policy", "compact")
+            guard let compression = CompressionCodec.allCases.first(where: { $0.description == codec }) else { throw ValidationError("unknown codec \(codec)") }
+            let now = { Int64(Date().timeIntervalSince1970 * 1000) }
+            let manager = try LogManager(logDir: logDir, nowMs: now()) { _ in config }
+            let log = try manager.createLog(topic: "compact", partition: 0, config: config, nowMs: now())
+            let filler = String(repeating: "x", count: recordBytes)
+            var builder = RecordBatchBuilder()
+            builder.compression = compression
+            var inputs: [RecordBatchBuilder.Input] = []
+            for round in 0..<overwrites {
+                for k in 0..<keys {
+                    inputs.append(.init(key: ByteBuffer(string: String(format: "key-%09d", k)), value: ByteBuffer(string: "\(round)" + filler), timestamp: now()))
+                    if inputs.count == 500 {
+                        _ = try log.append([try RecordBatch(try builder.build(inputs))], nowMs: now())
+                        inputs.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            if !inputs.isEmpty { _ = try log.append([try RecordBatch(try builder.build(inputs))], nowMs: now()) }
+            // Roll so everything written is cleanable.
+            var roll = config
+            roll.segmentBytes = 14
+            log.updateConfig(roll)
+            _ = try log.append([try RecordBatch(try RecordBatchBuilder().build([.init(key: ByteBuffer(string: "~"), value: nil, timestamp: now())]))], nowMs: now())
+            log.updateConfig(config)
+            let before = log.sizeBytes
+            let started = Date()
+            guard let stats = try log.clean(nowMs: now(), lastStableOffset: Int64.max, mapBytesMax: 1 << 30, force: true) else {
+                throw ValidationError("nothing to clean")
+            }
+            let seconds = Date().timeIntervalSince(started)
+            try manager.shutdown(nowMs: now())
+            print("{\"keys\":\(stats.keys),\"records_read\":\(stats.recordsKept + stats.recordsRemoved),\"codec\":\"\(codec)\","
+                  + "\"bytes_before\":\(before),\"bytes_read\":\(stats.bytesRead),\"bytes_written\":\(stats.bytesWritten),"
+                  + "\"seconds\":\(String(format: "%.3f", seconds)),\"read_MBps\":\(String(format: "%.1f", Double(stats.bytesRead) / seconds / 1e6)),"
+                  + "\"map_bytes_per_key\":\(String(format: "%.1f", Double(stats.mapBytes) / Double(max(1, stats.keys))))}")
         }
     }
 
