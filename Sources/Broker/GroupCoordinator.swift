@@ -39,23 +39,28 @@ final class GroupCoordinator: @unchecked Sendable {
 
     init(logManager: LogManager, config: LogConfig, limits: ConsumerGroup.Limits, partitions requested: Int32, logger: Logger) throws {
         self.limits = limits
-        // An existing __consumer_offsets keeps its partition count: group ids hash onto it.
-        let existing = logManager.allLogs.filter { $0.topic == Self.offsetsTopic }.count
-        offsetsPartitions = existing > 0 ? Int32(existing) : requested
         self.logger = logger
+        offsetLogs = try Self.openInternalTopic(Self.offsetsTopic, partitions: requested, logManager: logManager, config: config)
+        offsetsPartitions = Int32(offsetLogs.count)
+        try load()
+    }
+
+    /// Opens (or creates) an internal topic's logs: compacted, never deleted by retention, small
+    /// indexes. An existing topic keeps its partition count, because ids hash onto it.
+    static func openInternalTopic(_ topic: String, partitions requested: Int32, logManager: LogManager,
+                                  config: LogConfig) throws -> [PartitionLog] {
+        let existing = logManager.allLogs.filter { $0.topic == topic }.count
         var c = config
         c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
         c.retentionMs = -1
         c.retentionBytes = -1
         _ = try? c.set("cleanup.policy", "compact")  // Kafka: internal topics are compacted
         let now = currentTimeMs()
-        for p in 0..<offsetsPartitions {
-            let log = try logManager.log(topic: Self.offsetsTopic, partition: p)
-                ?? logManager.createLog(topic: Self.offsetsTopic, partition: p, config: c, nowMs: now)
+        return try (0..<(existing > 0 ? Int32(existing) : requested)).map { p in
+            let log = try logManager.log(topic: topic, partition: p) ?? logManager.createLog(topic: topic, partition: p, config: c, nowMs: now)
             log.updateConfig(c)
-            offsetLogs.append(log)
+            return log
         }
-        try load()
     }
 
     /// Kafka's choice: abs(groupId.hashCode) % partitions, with Java's String.hashCode.

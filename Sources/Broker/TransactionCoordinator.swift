@@ -20,20 +20,8 @@ final class TransactionCoordinator: @unchecked Sendable {
 
     init(logManager: LogManager, config: LogConfig, partitions requested: Int32, logger: Logger) throws {
         self.logger = logger
-        let existing = logManager.allLogs.filter { $0.topic == Self.stateTopic }.count
-        statePartitions = existing > 0 ? Int32(existing) : requested
-        var c = config
-        c.segmentIndexBytes = min(c.segmentIndexBytes, 1 << 20)
-        c.retentionMs = -1
-        c.retentionBytes = -1
-        _ = try? c.set("cleanup.policy", "compact")  // Kafka: internal topics are compacted
-        let now = currentTimeMs()
-        for p in 0..<statePartitions {
-            let log = try logManager.log(topic: Self.stateTopic, partition: p)
-                ?? logManager.createLog(topic: Self.stateTopic, partition: p, config: c, nowMs: now)
-            log.updateConfig(c)
-            stateLogs.append(log)
-        }
+        stateLogs = try GroupCoordinator.openInternalTopic(Self.stateTopic, partitions: requested, logManager: logManager, config: config)
+        statePartitions = Int32(stateLogs.count)
         for log in stateLogs {
             try log.forEachBatch { batch in
                 for record in try batch.records() { apply(key: record.key, value: record.value) }

@@ -46,21 +46,37 @@ public struct RecordBatchBuilder {
         if transactional { attributes |= RecordBatch.Attribute.transactional }
         if control { attributes |= RecordBatch.Attribute.control }
 
+        return Self.assemble(
+            .init(baseOffset: baseOffset, partitionLeaderEpoch: partitionLeaderEpoch, attributes: attributes,
+                  lastOffsetDelta: Int32(records.count - 1), baseTimestamp: baseTimestamp, maxTimestamp: maxTimestamp,
+                  producerId: producerId, producerEpoch: producerEpoch, baseSequence: baseSequence, recordCount: Int32(records.count)),
+            body: &body)
+    }
+
+    /// The fields of a batch header that a writer chooses (length and CRC are computed).
+    struct Header {
+        var baseOffset: Int64, partitionLeaderEpoch: Int32, attributes: Int16, lastOffsetDelta: Int32
+        var baseTimestamp: Int64, maxTimestamp: Int64, producerId: Int64, producerEpoch: Int16, baseSequence: Int32
+        var recordCount: Int32
+    }
+
+    /// Header + records body, with the batch length and CRC-32C filled in.
+    static func assemble(_ h: Header, body: inout ByteBuffer) -> ByteBuffer {
         var batch = ByteBuffer()
         batch.reserveCapacity(RecordBatch.headerBytes + body.readableBytes)
-        batch.writeInteger(baseOffset)
+        batch.writeInteger(h.baseOffset)
         batch.writeInteger(Int32(RecordBatch.headerBytes - RecordBatch.lengthFieldEnd + body.readableBytes))
-        batch.writeInteger(partitionLeaderEpoch)
+        batch.writeInteger(h.partitionLeaderEpoch)
         batch.writeInteger(RecordBatch.magic)
         batch.writeInteger(UInt32(0))  // CRC, set below
-        batch.writeInteger(attributes)
-        batch.writeInteger(Int32(records.count - 1))
-        batch.writeInteger(baseTimestamp)
-        batch.writeInteger(maxTimestamp)
-        batch.writeInteger(producerId)
-        batch.writeInteger(producerEpoch)
-        batch.writeInteger(baseSequence)
-        batch.writeInteger(Int32(records.count))
+        batch.writeInteger(h.attributes)
+        batch.writeInteger(h.lastOffsetDelta)
+        batch.writeInteger(h.baseTimestamp)
+        batch.writeInteger(h.maxTimestamp)
+        batch.writeInteger(h.producerId)
+        batch.writeInteger(h.producerEpoch)
+        batch.writeInteger(h.baseSequence)
+        batch.writeInteger(h.recordCount)
         batch.writeBuffer(&body)
         let crc = batch.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[21...])) }
         batch.setInteger(crc, at: 17)
@@ -98,7 +114,8 @@ extension RecordBatch {
     /// epoch and timestamp type stay; with `deleteHorizonMs` the batch gets Kafka's
     /// delete-horizon attribute and the horizon as its base timestamp, record timestamps kept.
     public func rewritten(keeping kept: [Record], deleteHorizonMs: Int64? = nil) throws(CompressionError) -> ByteBuffer {
-        let base = records0BaseTimestamp
+        // Record timestamp deltas are relative to the base-timestamp field, whatever it holds.
+        let base = baseTimestamp
         let absolute = kept.map { base + $0.timestampDelta }
         let maxTs = isLogAppendTime ? maxTimestamp : (absolute.max() ?? maxTimestamp)
         let newBase = deleteHorizonMs ?? (hasDeleteHorizon ? baseTimestamp : (absolute.min() ?? baseTimestamp))
@@ -116,28 +133,10 @@ extension RecordBatch {
         var attrs = attributes
         if deleteHorizonMs != nil { attrs |= Attribute.deleteHorizon }
         if kept.isEmpty { attrs &= ~Attribute.compressionMask }  // nothing to decompress
-        var out = ByteBuffer()
-        out.reserveCapacity(RecordBatch.headerBytes + body.readableBytes)
-        out.writeInteger(baseOffset)
-        out.writeInteger(Int32(RecordBatch.headerBytes - RecordBatch.lengthFieldEnd + body.readableBytes))
-        out.writeInteger(partitionLeaderEpoch)
-        out.writeInteger(RecordBatch.magic)
-        out.writeInteger(UInt32(0))
-        out.writeInteger(attrs)
-        out.writeInteger(lastOffsetDelta)
-        out.writeInteger(newBase)
-        out.writeInteger(maxTs)
-        out.writeInteger(producerId)
-        out.writeInteger(producerEpoch)
-        out.writeInteger(baseSequence)
-        out.writeInteger(Int32(kept.count))
-        out.writeBuffer(&body)
-        let crc = out.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[21...])) }
-        out.setInteger(crc, at: 17)
-        return out
+        return RecordBatchBuilder.assemble(
+            .init(baseOffset: baseOffset, partitionLeaderEpoch: partitionLeaderEpoch, attributes: attrs,
+                  lastOffsetDelta: lastOffsetDelta, baseTimestamp: newBase, maxTimestamp: maxTs, producerId: producerId,
+                  producerEpoch: producerEpoch, baseSequence: baseSequence, recordCount: Int32(kept.count)),
+            body: &body)
     }
-
-    /// The timestamp record deltas are relative to (the base timestamp, also when it holds a
-    /// delete horizon: deltas are always relative to the field's value).
-    private var records0BaseTimestamp: Int64 { baseTimestamp }
 }

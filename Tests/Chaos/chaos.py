@@ -271,6 +271,23 @@ def paced(p, topic, prefix, rate, stop, report):
     return seq
 
 
+def produce_acked(w, prefix):
+    """An idempotent acks=all producer for workload `w` (its `acked` and `failed` record the
+    outcome of every value) until `w.stop_event`; returns how many values were sent."""
+    p = Producer({"bootstrap.servers": w.cluster.bootstrap, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 5, **CLIENT})
+
+    def report(err, msg):
+        if err is None:
+            w.acked[msg.value()] = (msg.partition(), msg.offset())
+        else:
+            w.failed.append(msg.value())
+
+    sent = paced(p, w.topic, prefix, w.rate, w.stop_event, report)
+    p.flush(120)
+    return sent
+
+
 class AppendWorkload(Workload):
     topic = "chaos-append"
 
@@ -281,17 +298,7 @@ class AppendWorkload(Workload):
         self.acked, self.failed = {}, []
 
     def body(self):
-        p = Producer({"bootstrap.servers": self.cluster.bootstrap, "enable.idempotence": True, "acks": "all",
-                      "linger.ms": 5, **CLIENT})
-
-        def report(err, msg):
-            if err is None:
-                self.acked[msg.value()] = (msg.partition(), msg.offset())
-            else:
-                self.failed.append(msg.value())
-
-        self.sent = paced(p, self.topic, b"a", self.rate, self.stop_event, report)
-        p.flush(120)
+        self.sent = produce_acked(self, b"a")
 
 
 class QueueWorkload(Workload):
@@ -332,17 +339,7 @@ class QueueWorkload(Workload):
         members = [threading.Thread(target=self.member, args=(i, final), daemon=True) for i in range(2)]
         for t in members:
             t.start()
-        p = Producer({"bootstrap.servers": self.cluster.bootstrap, "enable.idempotence": True, "acks": "all",
-                      "linger.ms": 5, **CLIENT})
-
-        def report(err, msg):
-            if err is None:
-                self.acked[msg.value()] = (msg.partition(), msg.offset())
-            else:
-                self.failed.append(msg.value())
-
-        paced(p, self.topic, b"q", self.rate, self.stop_event, report)
-        p.flush(120)
+        produce_acked(self, b"q")
         self.producing_done.set()
         final["done"] = True
         for t in members:
