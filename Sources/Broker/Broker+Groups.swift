@@ -98,6 +98,17 @@ extension Broker {
         return frame(response, context)
     }
 
+    /// One partition of an OffsetCommit or TxnOffsetCommit: the topic and partition must exist
+    /// and the metadata fit offset.metadata.max.bytes; then the entry to store.
+    static func checkCommit(_ topic: String, _ known: TopicMetadata?, _ partition: Int32, _ offset: Int64, _ leaderEpoch: Int32,
+                            _ metadata: String?, nowMs: Int64)
+        -> (code: ErrorCode, entry: (GroupCoordinator.TopicPartition, GroupCoordinator.Committed)?) {
+        guard let known, partition >= 0, partition < known.partitionCount else { return (.unknownTopicOrPartition, nil) }
+        guard (metadata?.utf8.count ?? 0) <= GroupCoordinator.metadataBytesMax else { return (.offsetMetadataTooLarge, nil) }
+        return (.none, (.init(topic: topic, partition: partition),
+                        .init(offset: offset, leaderEpoch: leaderEpoch, metadata: metadata ?? "", commitTimestamp: nowMs)))
+    }
+
     func handleOffsetCommit(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try OffsetCommitRequest.decode(from: &body, version: context.version)
         let groupError = groups.validateCommit(groupId: request.groupId, memberId: request.memberId,
@@ -111,15 +122,10 @@ extension Broker {
             for p in topic.partitions {
                 var code = groupError?.code ?? .none
                 if code == .none {
-                    if known == nil || p.partitionIndex < 0 || p.partitionIndex >= known!.partitionCount {
-                        code = .unknownTopicOrPartition
-                    } else if (p.committedMetadata?.utf8.count ?? 0) > GroupCoordinator.metadataBytesMax {
-                        code = .offsetMetadataTooLarge
-                    } else {
-                        entries.append((.init(topic: topic.name, partition: p.partitionIndex),
-                                        .init(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch,
-                                              metadata: p.committedMetadata ?? "", commitTimestamp: now)))
-                    }
+                    let checked = Self.checkCommit(topic.name, known, p.partitionIndex, p.committedOffset, p.committedLeaderEpoch,
+                                                   p.committedMetadata, nowMs: now)
+                    code = checked.code
+                    if let entry = checked.entry { entries.append(entry) }
                 }
                 t.partitions.append(.init(partitionIndex: p.partitionIndex, errorCode: code.rawValue))
             }

@@ -339,15 +339,10 @@ extension Broker {
                 for p in t.partitions {
                     var c = code
                     if c == .none {
-                        if known == nil || p.partitionIndex < 0 || p.partitionIndex >= known!.partitionCount {
-                            c = .unknownTopicOrPartition
-                        } else if (p.committedMetadata?.utf8.count ?? 0) > GroupCoordinator.metadataBytesMax {
-                            c = .offsetMetadataTooLarge
-                        } else {
-                            entries.append((.init(topic: t.name, partition: p.partitionIndex),
-                                            .init(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch,
-                                                  metadata: p.committedMetadata ?? "", commitTimestamp: now)))
-                        }
+                        let checked = Self.checkCommit(t.name, known, p.partitionIndex, p.committedOffset, p.committedLeaderEpoch,
+                                                       p.committedMetadata, nowMs: now)
+                        c = checked.code
+                        if let entry = checked.entry { entries.append(entry) }
                     }
                     rt.partitions.append(.init(partitionIndex: p.partitionIndex, errorCode: c.rawValue))
                 }
