@@ -141,13 +141,10 @@ extension Broker {
             return .failure(Failure(.invalidRecord, "expected exactly one record batch, got \(batches.count)"))
         }
         guard let codec = batch.compression else { return .failure(Failure(.unsupportedCompressionType, nil)) }
-        if config.compacts, let records = try? batch.records(decompressedBytesMax: self.config.decompressedBytesMax),
-           records.contains(where: { $0.key == nil }) {
-            return .failure(Failure(.invalidRecord, "Compacted topic cannot accept message without key"))
-        }
         if codec == .zstd && version < 7 { return .failure(Failure(.unsupportedCompressionType, "zstd needs Produce v7+")) }
         do {
-            try batch.validateForAppend(deep: true, decompressedBytesMax: self.config.decompressedBytesMax)
+            // One pass over the records; compacted topics also refuse records without keys there.
+            try batch.validateForAppend(deep: true, requireKeys: config.compacts, decompressedBytesMax: self.config.decompressedBytesMax)
         } catch {
             switch error {
             case .compression(.outputExceedsCap): return .failure(Failure(.recordListTooLarge, "\(error)"))

@@ -145,8 +145,10 @@ public struct RecordBatch: Sendable, Equatable {
 
     /// Kafka's checks on a batch a client produced: magic, CRC and length already hold (init);
     /// here the offset deltas, count, control bit and producer fields. With `deep`, every record is
-    /// parsed (decompressing) and its offset delta checked against its position.
-    public func validateForAppend(deep: Bool, decompressedBytesMax: Int = Compression.decompressedBytesMaxDefault) throws(RecordBatchError) {
+    /// parsed (decompressing) and its offset delta checked against its position; with
+    /// `requireKeys` (compacted topics) a record without a key is refused, in the same pass.
+    public func validateForAppend(deep: Bool, requireKeys: Bool = false,
+                                  decompressedBytesMax: Int = Compression.decompressedBytesMaxDefault) throws(RecordBatchError) {
         if isControl { throw .invalidRecord("clients may not produce control batches") }
         if recordCount <= 0 { throw .invalidRecord("a batch must hold at least one record") }
         if Int64(lastOffsetDelta) + 1 != Int64(recordCount) {
@@ -158,7 +160,14 @@ public struct RecordBatch: Sendable, Equatable {
         // Walk every record without building `Record` values: this runs once per produced batch.
         var body = try recordsBody(decompressedBytesMax: decompressedBytesMax)
         for i in 0..<recordCount {
-            let delta = try Record.skip(from: &body)
+            let delta: Int32
+            if requireKeys {
+                let record = try Record.read(from: &body)
+                if record.key == nil { throw .invalidRecord("Compacted topic cannot accept message without key") }
+                delta = record.offsetDelta
+            } else {
+                delta = try Record.skip(from: &body)
+            }
             if delta != i { throw .invalidRecord("record \(i) has offset delta \(delta)") }
         }
         guard body.readableBytes == 0 else {
