@@ -29,7 +29,8 @@ public struct LogConfig: Sendable, Equatable {
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.
     public var maxMessageBytes = 1_048_588
-    /// `sluice.io.mode`: `buffered` (page cache, Kafka's way) or `direct`.
+    /// `sluice.io.mode`: `buffered` (page cache, Kafka's way) or `direct` (O_DIRECT appends of
+    /// 4 KiB-aligned blocks; see DirectWriter). Applies to segments created after a change.
     public var ioMode: IOMode = .buffered
     /// `sluice.durability`: `none` (Kafka's default: page cache, flushed on roll and shutdown),
     /// `interval` (flush.messages / flush.ms), `ack` (fdatasync before an append is acknowledged).
@@ -117,8 +118,6 @@ public struct LogConfig: Sendable, Equatable {
             timestampType = t
         case "sluice.io.mode":
             guard let m = IOMode(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected buffered or direct") }
-            // Refused rather than silently ignored until the O_DIRECT append path lands.
-            guard m == .buffered else { throw .invalid(name: name, value: value, reason: "direct I/O is not implemented yet; use buffered") }
             ioMode = m
         case "sluice.durability":
             guard let d = Durability(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected none, interval or ack") }

@@ -23,6 +23,11 @@ final class LogSegment {
     private(set) var firstAppendMs: Int64?
     private(set) var lastAppendMs: Int64 = 0
     let indexIntervalBytes: Int
+    /// The O_DIRECT writer when this segment was created with `sluice.io.mode=direct` (and the
+    /// file system supports it); reads always use `log`, the buffered descriptor.
+    private(set) var direct: DirectWriter?
+    /// Why `direct` is nil although the config asked for it (e.g. tmpfs without O_DIRECT).
+    private(set) var directUnavailable: Errno?
 
     static func name(_ offset: Int64, _ suffix: String) -> String {
         let digits = String(offset)
@@ -39,6 +44,9 @@ final class LogSegment {
             size = Int(try log.size())
             if config.preallocate && size == 0 {
                 try log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
+            }
+            if config.ioMode == .direct {
+                do { direct = try DirectWriter(path: logPath) } catch let e where e == .invalidArgument { directUnavailable = e }
             }
         } catch { throw error.at(logPath) }
         offsetIndex = try OffsetIndex(path: "\(directory)/\(Self.name(baseOffset, ".index"))", baseOffset: baseOffset,
@@ -109,11 +117,16 @@ final class LogSegment {
     /// contents in order; `bytes` is written as one contiguous range.
     func append(_ batches: [RecordBatch], nowMs: Int64) throws(StorageError) {
         var position = size
+        if let direct {
+            do { try direct.append(batches, at: size, reading: log) } catch { throw error.at(logPath) }
+        }
         for batch in batches {
-            let slice = batch.buffer
-            do {
-                try slice.withUnsafeReadableBytes { (raw) throws(Errno) in try log.writeAll(raw, at: Int64(position)) }
-            } catch { throw error.at(logPath) }
+            if direct == nil {
+                let slice = batch.buffer
+                do {
+                    try slice.withUnsafeReadableBytes { (raw) throws(Errno) in try log.writeAll(raw, at: Int64(position)) }
+                } catch { throw error.at(logPath) }
+            }
             index(batch, at: position)
             position += batch.byteCount
             nextOffset = batch.nextOffset
@@ -172,7 +185,7 @@ final class LogSegment {
     /// truncates at the first invalid batch and rebuilds both indexes. Returns bytes truncated.
     func recover(expectedFirstOffset: Int64) throws(StorageError) -> Int {
         // The scan reads past what survives; nothing it read ahead may outlive the cut.
-        defer { dropHeaderWindow() }
+        defer { dropHeaderWindow(); direct?.invalidate() }
         let fileSize: Int
         do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
         size = fileSize
@@ -221,7 +234,7 @@ final class LogSegment {
 
     /// Drops every batch at or after `offset`.
     func truncate(to offset: Int64) throws(StorageError) {
-        defer { dropHeaderWindow() }
+        defer { dropHeaderWindow(); direct?.invalidate() }
         guard let (position, _) = try position(of: offset) else { return }
         var cut = position
         // position(of:) returns the batch containing offset; keep it only if it starts before.
@@ -238,8 +251,10 @@ final class LogSegment {
         try timeIndex.storage.flush()
     }
 
-    /// Trims indexes and drops preallocated space (on roll and close).
+    /// Trims indexes and drops preallocated space and direct I/O's block padding (on roll and
+    /// close); a sealed segment takes no more appends through its direct writer.
     func seal() throws(StorageError) {
+        direct = nil
         try offsetIndex.storage.trim()
         try timeIndex.storage.trim()
         do {

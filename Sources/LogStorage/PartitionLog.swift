@@ -98,6 +98,7 @@ public final class PartitionLog: @unchecked Sendable {
         _logStartOffset = max(logStartOffset, keep[0].baseOffset)
         _durableOffset = clean ? keep.last!.nextOffset : min(recoveryPoint, keep.last!.nextOffset)
         if !clean { _durableOffset = keep.last!.nextOffset }  // everything that survived recovery is on disk now
+        warnIfDirectUnavailable(keep.last!)
     }
 
     // MARK: - offsets
@@ -172,9 +173,16 @@ public final class PartitionLog: @unchecked Sendable {
         guard active.size > 0 else { return }
         try active.seal()
         segments.append(try LogSegment(directory: directory, baseOffset: active.nextOffset, config: config, nowMs: nowMs))
+        warnIfDirectUnavailable(segments.last!)
         // Kafka flushes a segment when it rolls: the rolled segment becomes durable off the
         // append path (here: the next flush covers it; durability `none` relies on it too).
         try active.flush()
+    }
+
+    private func warnIfDirectUnavailable(_ segment: LogSegment) {
+        if let reason = segment.directUnavailable {
+            logger.warning("\(segment.logPath): the file system refuses O_DIRECT (\(reason)); sluice.io.mode=direct falls back to buffered writes")
+        }
     }
 
     /// Makes everything below `offset` durable with one fdatasync per dirty segment. Concurrent

@@ -5,6 +5,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -48,8 +50,9 @@ def test_clean_restart_reads_everything_back(sluice):
     assert reports == [1000]
 
 
-def test_kill_9_under_ack_durability_loses_no_acknowledged_record(make_sluice):
-    s = make_sluice(["sluice.durability=ack"]).start()
+@pytest.mark.parametrize("io_mode", ["buffered", "direct"])
+def test_kill_9_under_ack_durability_loses_no_acknowledged_record(make_sluice, io_mode):
+    s = make_sluice(["sluice.durability=ack", f"sluice.io.mode={io_mode}"]).start()
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("crash", 2, 1)]).values():
         f.result(15)
@@ -97,3 +100,28 @@ def test_kill_9_under_ack_durability_loses_no_acknowledged_record(make_sluice):
     assert not missing, f"{len(missing)} acknowledged records lost"
     for part in values.values():
         assert [o for o, _ in part] == list(range(len(part))), "offsets stay contiguous after recovery"
+
+
+def test_direct_io_as_a_topic_config(sluice):
+    """sluice.io.mode is a topic config too: a direct-I/O topic next to a buffered one."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTP
+    a = AdminClient({"bootstrap.servers": sluice.bootstrap})
+    for f in a.create_topics([NewTopic("direct-topic", 1, 1, config={"sluice.io.mode": "direct"})]).values():
+        f.result(15)
+    from confluent_kafka.admin import ConfigResource
+    res = ConfigResource(ConfigResource.Type.TOPIC, "direct-topic")
+    described = list(a.describe_configs([res]).values())[0].result(15)
+    assert described["sluice.io.mode"].value == "direct"
+    p = KafkaProducer(bootstrap_servers=sluice.bootstrap, acks="all")
+    values = [os.urandom(random.choice([1, 100, 3000, 5000, 9000])) for _ in range(500)]
+    for v in values:
+        p.send("direct-topic", v)
+    p.flush(20)
+    p.close()
+    seg = os.path.join(sluice.log_dir, "direct-topic-0", "00000000000000000000.log")
+    assert os.path.getsize(seg) % 4096 == 0, "the active direct-I/O segment is padded to whole blocks"
+    c = KafkaConsumer(bootstrap_servers=sluice.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    c.assign([KTP("direct-topic", 0)])
+    got = [m.value for m in c][:len(values)]
+    c.close()
+    assert got == values

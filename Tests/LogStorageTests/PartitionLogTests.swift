@@ -207,7 +207,8 @@ struct PartitionLogTests {
         #expect(try c.set("retention.ms", "-1"))
         #expect(try c.set("unknown.thing", "1") == false)
         #expect(throws: LogConfig.ConfigError.self) { try c.set("segment.bytes", "abc") }
-        #expect(throws: LogConfig.ConfigError.self) { try c.set("sluice.io.mode", "direct") }
+        #expect(throws: LogConfig.ConfigError.self) { try c.set("sluice.io.mode", "sideways") }
+        #expect(try c.set("sluice.io.mode", "direct") && c.ioMode == .direct)
         #expect(try c.set("sluice.durability", "ack") && c.durability == .ack)
         #expect(LogConfig.knownNames.contains("index.interval.bytes"))
     }
