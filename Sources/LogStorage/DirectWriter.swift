@@ -33,7 +33,7 @@ final class DirectWriter {
 
     /// Writes `batches` at `size` (the segment's valid length), reading the partial block that
     /// precedes it through `log` (the buffered descriptor) on the first append.
-    func append(_ batches: [RecordBatch], at size: Int, reading log: borrowing FileHandle) throws(Errno) {
+    func append(_ batches: [PlacedBatch], at size: Int, reading log: borrowing FileHandle) throws(Errno) {
         let block = AlignedBuffer.alignment
         let start = size & ~(block - 1)
         if !tailLoaded || tailStart != start || tailBytes != size - start {
@@ -51,8 +51,9 @@ final class DirectWriter {
         staging.reserve(padded, keeping: tailBytes)
         var at = tailBytes
         for batch in batches {
-            batch.buffer.withUnsafeReadableBytes { raw in
-                if let base = raw.baseAddress { (staging.pointer + at).copyMemory(from: base, byteCount: raw.count) }
+            batch.withParts { prefix, rest in
+                (staging.pointer + at).copyMemory(from: prefix.baseAddress!, byteCount: prefix.count)
+                if let base = rest.baseAddress { (staging.pointer + at + prefix.count).copyMemory(from: base, byteCount: rest.count) }
             }
             at += batch.byteCount
         }

@@ -2,6 +2,48 @@ import NIOCore
 import Records
 import SystemIO
 
+/// A batch on its way into a segment: the bytes as received plus the two header fields the log
+/// assigns, the base offset and the leader epoch. Neither is covered by the CRC, and they are
+/// written from a 16-byte prefix in front of the received bytes (bytes 16 onwards), so appending
+/// never modifies, and therefore never copies, the request's buffer.
+struct PlacedBatch {
+    static let prefixBytes = 16
+    let batch: RecordBatch
+    let baseOffset: Int64
+    let leaderEpoch: Int32
+
+    init(_ batch: RecordBatch, baseOffset: Int64, leaderEpoch: Int32) {
+        self.batch = batch
+        self.baseOffset = baseOffset
+        self.leaderEpoch = leaderEpoch
+    }
+
+    /// A batch that already carries its final header (the cleaner's output).
+    init(final batch: RecordBatch) {
+        self.init(batch, baseOffset: batch.baseOffset, leaderEpoch: batch.partitionLeaderEpoch)
+    }
+
+    var byteCount: Int { batch.byteCount }
+    var lastOffset: Int64 { baseOffset + Int64(batch.lastOffsetDelta) }
+    var nextOffset: Int64 { lastOffset + 1 }
+    var maxTimestamp: Int64 { batch.maxTimestamp }
+
+    /// Calls `body` with the 16-byte prefix (baseOffset, batchLength, partitionLeaderEpoch,
+    /// big-endian) and the received bytes after it.
+    func withParts<T, E: Error>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+        var prefix = (baseOffset.bigEndian, Int32(batch.byteCount - RecordBatch.lengthFieldEnd).bigEndian, leaderEpoch.bigEndian)
+        let result: Result<T, E> = withUnsafeBytes(of: &prefix) { head in
+            batch.buffer.withUnsafeReadableBytes { raw in
+                do throws(E) {
+                    return .success(try body(UnsafeRawBufferPointer(rebasing: head[0..<Self.prefixBytes]),
+                                             UnsafeRawBufferPointer(rebasing: raw[Self.prefixBytes...])))
+                } catch { return .failure(error) }
+            }
+        }
+        return try result.get()
+    }
+}
+
 /// One segment: `<baseOffset>.log` (record batches exactly as appended), its `.index` and
 /// `.timeindex`. Not thread-safe: its `PartitionLog` serialises access.
 final class LogSegment {
@@ -113,18 +155,16 @@ final class LogSegment {
 
     // MARK: - append
 
-    /// Writes batches that already carry their final offsets. `batches` are views of `bytes`'s
-    /// contents in order; `bytes` is written as one contiguous range.
-    func append(_ batches: [RecordBatch], nowMs: Int64) throws(StorageError) {
+    /// Writes batches at the end, each with its assigned base offset and leader epoch.
+    func append(_ batches: [PlacedBatch], nowMs: Int64) throws(StorageError) {
         var position = size
         if let direct {
             do { try direct.append(batches, at: size, reading: log) } catch { throw error.at(logPath) }
         }
         for batch in batches {
             if direct == nil {
-                let slice = batch.buffer
                 do {
-                    try slice.withUnsafeReadableBytes { (raw) throws(Errno) in try log.writeAll(raw, at: Int64(position)) }
+                    try batch.withParts { (prefix, rest) throws(Errno) in try log.writeAll(prefix, rest, at: Int64(position)) }
                 } catch { throw error.at(logPath) }
             }
             index(batch, at: position)
@@ -137,7 +177,9 @@ final class LogSegment {
     }
 
     /// Tracks the largest timestamp and adds index entries every `index.interval.bytes`.
-    private func index(_ batch: RecordBatch, at position: Int) {
+    private func index(_ batch: RecordBatch, at position: Int) { index(PlacedBatch(final: batch), at: position) }
+
+    private func index(_ batch: PlacedBatch, at position: Int) {
         if batch.maxTimestamp > maxTimestamp {
             maxTimestamp = batch.maxTimestamp
             offsetOfMaxTimestamp = batch.lastOffset

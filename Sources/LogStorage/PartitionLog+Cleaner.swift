@@ -146,7 +146,7 @@ extension PartitionLog {
                 try forEachBatch(in: s) { batch in
                     if let kept = try retain(batch, map: map, aborted: aborted, lastBatchOf: lastBatchOf, txnHasData: &txnHasData,
                                              nowMs: nowMs, deleteRetentionMs: cfg.deleteRetentionMs, stats: &stats) {
-                        try out.append([kept], nowMs: nowMs)
+                        try out.append([PlacedBatch(final: kept)], nowMs: nowMs)
                         stats.bytesWritten += kept.byteCount
                         guard throttle(stats.bytesRead + stats.bytesWritten) else { throw StorageError.closed }
                     }

@@ -134,17 +134,18 @@ public final class PartitionLog: @unchecked Sendable {
             if let tooBig = batches.first(where: { $0.byteCount > config.maxMessageBytes }) {
                 throw StorageError.recordTooLarge(tooBig.byteCount)
             }
-            var patched: [RecordBatch] = []
+            // The received bytes are written as they are; offsets and epoch go in a prefix
+            // (PlacedBatch). Only LogAppendTime, which changes CRC-covered fields, copies.
+            var patched: [PlacedBatch] = []
             patched.reserveCapacity(batches.count)
             var next = segments.last!.nextOffset
             let first = next
             let appendTime = config.timestampType == .logAppendTime ? nowMs : -1
             for var batch in batches {
-                batch.setBaseOffset(next)
-                batch.setPartitionLeaderEpoch(leaderEpoch)
                 if appendTime >= 0 { batch.setLogAppendTime(appendTime) }
-                next = batch.nextOffset
-                patched.append(batch)
+                let placed = PlacedBatch(batch, baseOffset: next, leaderEpoch: leaderEpoch)
+                next = placed.nextOffset
+                patched.append(placed)
             }
             try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
             try segments.last!.append(patched, nowMs: nowMs)

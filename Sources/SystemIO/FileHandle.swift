@@ -49,6 +49,24 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Writes `first` then `second` at `offset` with one `pwritev(2)` (looping over short writes):
+    /// a patched header followed by bytes that stay where they are.
+    public func writeAll(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) {
+        var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress), iov_len: first.count),
+                       iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress), iov_len: second.count))
+        let fd = descriptor
+        let written = try withUnsafeMutableBytes(of: &vectors) { raw in
+            retryingInterrupts { pwritev(fd, raw.baseAddress!.assumingMemoryBound(to: iovec.self), 2, off_t(offset)) }
+        }.get()
+        if written >= first.count + second.count { return }
+        if written < first.count {
+            try writeAll(UnsafeRawBufferPointer(rebasing: first[written...]), at: offset + Int64(written))
+            try writeAll(second, at: offset + Int64(first.count))
+        } else {
+            try writeAll(UnsafeRawBufferPointer(rebasing: second[(written - first.count)...]), at: offset + Int64(written))
+        }
+    }
+
     /// Writes every byte of an array (small metadata files; the data path uses buffers).
     public func writeAll(_ bytes: [UInt8], at offset: Int64) throws(Errno) {
         let fd = descriptor
