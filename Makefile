@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -47,8 +47,16 @@ bench: deps bench-deps
 bench-deps:
 	@command -v fio >/dev/null && [ -e /usr/include/librdkafka/rdkafka.h ] || \
 	  (apt-get install -y -q fio librdkafka-dev >/dev/null || (apt-get update -q && apt-get install -y -q fio librdkafka-dev))
-	@.venv/bin/python -c "import matplotlib" 2>/dev/null || .venv/bin/pip install -q -r Benchmarks/requirements.txt
+	@.venv/bin/python -c "import matplotlib, yaml" 2>/dev/null || .venv/bin/pip install -q -r Benchmarks/requirements.txt
 	@$(MAKE) --no-print-directory -C Benchmarks/kperf >/dev/null
+
+## Disk-layout experiments: a plan of knob sets x workloads -> a report directory (report.md,
+## results.json, plots). PLAN is a YAML or JSON plan (docs/experiments/README.md); OUT the report
+## directory (default experiments/<plan>-<time>); EXPERIMENT_DIR the disk under test (/var/tmp).
+PLAN ?= docs/experiments/io-mode-and-durability.yaml
+experiment: deps bench-deps
+	$(SWIFT) build -c release --product sluice
+	.venv/bin/python Benchmarks/scripts/experiment.py $(PLAN) $(if $(OUT),--out $(OUT))
 
 ## Microbenchmarks (package-benchmark, Benchmarks/Package.swift).
 bench-micro: deps

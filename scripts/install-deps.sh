@@ -4,7 +4,8 @@
 # it only calls apt-get when a package is absent. Swift 6.3 itself is assumed present.
 set -euo pipefail
 
-packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd kcat)
+# fio and librdkafka-dev: the experiment and benchmark tooling (fio baselines, kperf).
+packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd kcat fio librdkafka-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

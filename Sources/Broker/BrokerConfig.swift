@@ -29,6 +29,10 @@ public struct BrokerConfig: Sendable {
     public var decompressedBytesMax = 64 << 20
     /// Prometheus metrics endpoint port (0: off).
     public var metricsPort = 0
+    /// `sluice.storage.threads`: threads for blocking storage work off the event loops (the
+    /// fdatasyncs of durability `ack` and `interval`, where waiters share one (group commit);
+    /// offset and transaction-state writes).
+    public var storageThreads = 2
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
@@ -164,6 +168,7 @@ public struct BrokerConfig: Sendable {
         case "log.cleaner.dedupe.buffer.size": cleaner.dedupeBufferBytes = Int(try int(1 << 20))
         case "sluice.partitions.max": partitionsMax = Int(try int(1))
         case "sluice.metrics.port": metricsPort = Int(try int())
+        case "sluice.storage.threads": storageThreads = Int(try int(1))
         case "sluice.log.level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }
             logLevel = level

@@ -288,6 +288,7 @@ final class LogSegment {
     }
 
     func flush() throws(StorageError) {
+        StorageStatistics.countFsync()
         do { try log.dataSync() } catch { throw error.at(logPath) }
         try offsetIndex.storage.flush()
         try timeIndex.storage.flush()

@@ -55,24 +55,28 @@ struct Server: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         for key in config.unknown { logger.warning("unknown property \(key) ignored") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
-        let pool = NIOThreadPool(numberOfThreads: 2)
+        let pool = NIOThreadPool(numberOfThreads: min(config.storageThreads, 64))
         pool.start()
         let broker = try Broker(config: config, logger: logger, threadPool: pool)
         let server = KafkaServer(broker: broker, group: group, logger: logger)
         let port = try server.start()
-        let metricsServer = MetricsServer { registry.emitToString() }
+        let metricsServer = MetricsServer {
+            registry.emitToString() + "# TYPE sluice_log_fsyncs_total counter\nsluice_log_fsyncs_total \(StorageStatistics.fsyncs)\n"
+        }
         if config.metricsPort > 0 {
             let bound = try metricsServer.start(group: group, host: config.listenerHost, port: config.metricsPort)
             logger.info("metrics on http://\(config.listenerHost):\(bound)/metrics")
         }
         let (host, advertisedPort) = config.advertised
         logger.info("sluice \(sluiceVersion) listening on \(config.listenerHost):\(port) (advertised \(host):\(advertisedPort)), log.dirs=\(config.logDir), cluster.id=\(broker.clusterId)")
-        print("Sluice is ready: bootstrap servers \(host):\(advertisedPort)  (log.dirs=\(config.logDir))")
-        fflush(nil)
 
         // SIGTERM / SIGINT (swift-service-lifecycle): stop accepting, let in-flight requests be
         // answered, flush, checkpoint and write the clean-shutdown marker.
-        let service = BrokerService(server: server, metricsServer: metricsServer, broker: broker, group: group, pool: pool, logger: logger)
+        // The ready line is printed by the service, once the signal handlers are in place: a
+        // SIGTERM sent right after it is a clean shutdown, not a kill.
+        let ready = "Sluice is ready: bootstrap servers \(host):\(advertisedPort)  (log.dirs=\(config.logDir))"
+        let service = BrokerService(server: server, metricsServer: metricsServer, broker: broker, group: group, pool: pool,
+                                    logger: logger, readyLine: ready)
         let services = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
     }
@@ -87,8 +91,11 @@ struct BrokerService: Service {
     let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
     let logger: Logger
+    let readyLine: String
 
     func run() async throws {
+        print(readyLine)
+        fflush(nil)
         try? await gracefulShutdown()
         logger.info("shutting down")
         await server.stop()
