@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment sim
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -37,6 +37,11 @@ CHAOS_OUT ?= .build/chaos
 chaos: deps
 	$(SWIFT) build --product sluice
 	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT)
+
+## The simulated-disk storage test for many seeds (64 run in `make test`); SIM_SEED=S replays one.
+SIM_SEEDS ?= 2000
+sim: deps
+	SLUICE_SIM_SEEDS=$(SIM_SEEDS) $(if $(SIM_SEED),SLUICE_SIM_SEED=$(SIM_SEED)) $(SWIFT) test --filter SimulatedDiskTests
 
 ## Sluice next to Tansu through the same kperf (librdkafka) workloads, plus fio and loopback
 ## limits; writes docs/benchmarks.md with plots. BENCH_SCALE=10 divides the record counts.

@@ -131,8 +131,14 @@ public final class LogManager: @unchecked Sendable {
 
     /// Flushes and closes every log, checkpoints, and leaves the clean-shutdown marker.
     public func shutdown(nowMs: Int64) throws(StorageError) {
-        for log in allLogs { try log.close(nowMs: nowMs) }
+        // Every log is closed even if one fails; a failure (an offline log) leaves no marker, so
+        // the next start recovers.
+        var failure: StorageError?
+        for log in allLogs {
+            do { try log.close(nowMs: nowMs) } catch { failure = failure ?? error }
+        }
         try checkpoint()
+        if let failure { throw failure }
         let marker = "\(logDir)/\(Self.cleanShutdownFile)"
         do {
             let f = try FileHandle.open(marker, [.writeOnly, .create, .truncate])

@@ -228,11 +228,17 @@ final class LogSegment {
     func recover(expectedFirstOffset: Int64) throws(StorageError) -> Int {
         // The scan reads past what survives; nothing it read ahead may outlive the cut.
         defer { dropHeaderWindow(); direct?.invalidate() }
+        // Read what is on the disk, not what the page cache says: after a failed writeback
+        // (EIO on an earlier fdatasync) Linux keeps the unwritten pages in the cache marked
+        // clean, so a restarted process would read, validate and call durable bytes that
+        // never reached the disk. Dropping the clean pages first makes such bytes disappear
+        // (dirty pages, a process crash's unflushed writes, stay and are synced below).
+        log.dropCleanCache()
         let fileSize: Int
         do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
         size = fileSize
-        offsetIndex.storage.entryCount = 0
-        timeIndex.storage.entryCount = 0
+        try offsetIndex.storage.reset()
+        try timeIndex.storage.reset()
         maxTimestamp = -1
         offsetOfMaxTimestamp = -1
         bytesSinceIndexEntry = 0

@@ -71,6 +71,20 @@ final class IndexFile {
         if msync(bytes.baseAddress, bytes.count, MS_SYNC) != 0 { throw Errno.current.at(path) }
     }
 
+    /// Drops every entry and their bytes (Kafka's index reset, before recovery rebuilds it): the
+    /// file is cut to nothing and grown again, so no stale entry past the new ones survives for
+    /// a reader of the file.
+    func reset() throws(StorageError) {
+        entryCount = 0
+        reservedBytes = 0
+        do {
+            bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            if let r = region.take() { try r.unmap() }
+            try file.truncate(to: 0)
+            try map()
+        } catch { throw error.at(path) }
+    }
+
     func trim() throws(StorageError) {
         capacity = entryCount
         do { try map() } catch { throw error.at(path) }

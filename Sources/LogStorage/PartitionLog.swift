@@ -25,6 +25,8 @@ public final class PartitionLog: @unchecked Sendable {
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
     var closed = false
+    /// Why the log went offline (see `StorageError.offline`), nil while it is healthy.
+    private var offlineReason: String?
     var pendingDeletes: [(files: [String], dueMs: Int64)] = []
     /// The log cleaner's checkpoint: everything below has been compacted at least once.
     var _cleanedUpTo: Int64 = 0
@@ -74,12 +76,28 @@ public final class PartitionLog: @unchecked Sendable {
         // shutdown; everything else is re-validated batch by batch.
         var expected = loaded[0].baseOffset
         var keep: [LogSegment] = []
+        var recovering = false
         for (i, segment) in loaded.enumerated() {
             let nextBase = i + 1 < loaded.count ? loaded[i + 1].baseOffset : Int64.max
+            // Segments of a log that is never compacted are contiguous by construction (a roll
+            // starts the next one at the active one's end). A gap after a re-validated segment
+            // means that segment lost its tail (e.g. writes whose writeback failed before a
+            // restart): whatever follows the gap goes too, or the log would serve a hole.
+            if recovering && !config.compacts, let previous = keep.last, segment.baseOffset != previous.nextOffset {
+                for later in loaded[i...] {
+                    logger.warning("recovery drops \(later.logPath): the log before it ends at offset \(previous.nextOffset)")
+                    for f in later.files { try? FileSystem.remove(f) }
+                }
+                break
+            }
             if clean || nextBase <= recoveryPoint {
                 try segment.loadClean()
             } else {
+                recovering = true
                 let truncated = try segment.recover(expectedFirstOffset: expected)
+                // What recovery read may still be only in the page cache (after a process
+                // crash): it is synced before the log calls it durable below.
+                try segment.flush()
                 if truncated > 0 {
                     logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
                     keep.append(segment)
@@ -94,6 +112,9 @@ public final class PartitionLog: @unchecked Sendable {
             keep.append(segment)
             expected = segment.nextOffset
         }
+        // Rolled segments are sealed again: a seal whose truncation did not reach the disk
+        // before a crash leaves preallocated space or direct I/O padding behind the last batch.
+        for segment in keep.dropLast() { try segment.seal() }
         segments = keep
         _logStartOffset = max(logStartOffset, keep[0].baseOffset)
         _durableOffset = clean ? keep.last!.nextOffset : min(recoveryPoint, keep.last!.nextOffset)
@@ -131,6 +152,7 @@ public final class PartitionLog: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             guard !closed else { throw StorageError.closed }
+            if let offlineReason { throw StorageError.offline(offlineReason) }
             if let tooBig = batches.first(where: { $0.byteCount > config.maxMessageBytes }) {
                 throw StorageError.recordTooLarge(tooBig.byteCount)
             }
@@ -147,8 +169,15 @@ public final class PartitionLog: @unchecked Sendable {
                 next = placed.nextOffset
                 patched.append(placed)
             }
-            try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
-            try segments.last!.append(patched, nowMs: nowMs)
+            do {
+                try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
+                try segments.last!.append(patched, nowMs: nowMs)
+            } catch {
+                // A full disk leaves the log as it was (the segment's size did not move, so
+                // the next append overwrites any partial bytes); anything else is not trusted.
+                if case .io(let e, _) = error, e == .noSpace {} else { goOffline("\(error)") }
+                throw error
+            }
             unflushedMessages += next - first
             durability = config.durability
             mustFlush = durability == .ack ||
@@ -177,8 +206,21 @@ public final class PartitionLog: @unchecked Sendable {
         warnIfDirectUnavailable(segments.last!)
         // Kafka flushes a segment when it rolls: the rolled segment becomes durable off the
         // append path (here: the next flush covers it; durability `none` relies on it too).
-        try active.flush()
+        do { try active.flush() } catch {
+            goOffline("fdatasync at roll failed: \(error)")
+            throw error
+        }
     }
+
+    /// Marks the log offline; the caller holds `lock`.
+    private func goOffline(_ reason: String) {
+        guard offlineReason == nil else { return }
+        offlineReason = reason
+        logger.critical("\(name) is offline: \(reason); appends fail with KAFKA_STORAGE_ERROR until a restart recovers it")
+    }
+
+    /// Why the log is offline, nil while it is healthy.
+    public var offline: String? { lock.withLock { offlineReason } }
 
     private func warnIfDirectUnavailable(_ segment: LogSegment) {
         if let reason = segment.directUnavailable {
@@ -196,8 +238,17 @@ public final class PartitionLog: @unchecked Sendable {
                     let end = segments.last!.nextOffset
                     return (end, segments.filter { $0.nextOffset > _durableOffset })
                 }
+                if let reason = lock.withLock({ offlineReason }) { throw StorageError.offline(reason) }
                 if let offset, lock.withLock({ _durableOffset }) >= offset { return }
-                for segment in dirty { try segment.flush() }
+                do throws(StorageError) {
+                    for segment in dirty { try segment.flush() }
+                } catch {
+                    // After a failed fdatasync the kernel may have dropped the pages it could not
+                    // write and report success the next time: nothing since the last good flush
+                    // can be called durable again (the "fsyncgate" lesson).
+                    lock.withLock { goOffline("fdatasync failed: \(error)") }
+                    throw error
+                }
                 lock.withLock {
                     _durableOffset = max(_durableOffset, target)
                     unflushedMessages = 0
@@ -445,7 +496,10 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Flushes and seals the active segment; the log cannot be used afterwards.
     public func close(nowMs: Int64) throws(StorageError) {
-        try flush(nowMs: nowMs)
+        do { try flush(nowMs: nowMs) } catch {
+            lock.withLock { closed = true }
+            throw error
+        }
         try lock.withStorageLock { () throws(StorageError) in
             guard !closed else { return }
             closed = true

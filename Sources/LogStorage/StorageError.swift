@@ -8,6 +8,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case logExists(String)
     case recordTooLarge(Int)
     case closed
+    /// A write or fdatasync failed so that what is on disk is unknown; the log takes no more
+    /// appends or flushes until a restart runs recovery on it.
+    case offline(String)
 
     public var description: String {
         switch self {
@@ -17,6 +20,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .logExists(let name): "log \(name) already exists"
         case .recordTooLarge(let n): "batch of \(n) bytes exceeds max.message.bytes"
         case .closed: "log is closed"
+        case .offline(let why): "log is offline after an I/O failure (\(why)); restart the broker to recover it"
         }
     }
 }

@@ -19,15 +19,20 @@ public struct FileHandle: ~Copyable {
     ) throws(Errno) -> FileHandle {
         let flags = options.rawValue | O_CLOEXEC
         let fd = try retryingInterruptsUnowned { Glibc.open(path, flags, permissions) }.get()
+        FileObservers.opened(fd, path: path)
         return FileHandle(adopting: fd)
     }
 
-    deinit { _ = Glibc.close(descriptor) }
+    deinit {
+        FileObservers.closed(descriptor)
+        _ = Glibc.close(descriptor)
+    }
 
     /// Closes and reports failure (an EIO here can mean data written earlier was lost).
     public consuming func close() throws(Errno) {
         let fd = descriptor
         discard self
+        FileObservers.closed(fd)
         // Linux releases the descriptor even when close fails, so EINTR must not be retried.
         if Glibc.close(fd) == -1 {
             let error = Errno.current
@@ -37,7 +42,11 @@ public struct FileHandle: ~Copyable {
 
     /// One `pwrite(2)`; it may write fewer bytes than given.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try retryingInterrupts { pwrite(descriptor, bytes.baseAddress, bytes.count, off_t(offset)) }.get()
+        let observer = FileObservers.observer(for: descriptor)
+        if let observer, let error = observer.willWrite(descriptor, offset: offset, count: bytes.count) { throw error }
+        let n = try retryingInterrupts { pwrite(descriptor, bytes.baseAddress, bytes.count, off_t(offset)) }.get()
+        observer?.wrote(descriptor, offset: offset, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+        return n
     }
 
     /// Writes every byte, looping over short writes.
@@ -55,6 +64,13 @@ public struct FileHandle: ~Copyable {
         var vectors = (iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress), iov_len: first.count),
                        iovec(iov_base: UnsafeMutableRawPointer(mutating: second.baseAddress), iov_len: second.count))
         let fd = descriptor
+        if let observer = FileObservers.observer(for: fd) {
+            // Observed files take the plain path, so that the observer sees every byte.
+            if let error = observer.willWrite(fd, offset: offset, count: first.count + second.count) { throw error }
+            try writeAll(first, at: offset)
+            try writeAll(second, at: offset + Int64(first.count))
+            return
+        }
         let written = try withUnsafeMutableBytes(of: &vectors) { raw in
             retryingInterrupts { pwritev(fd, raw.baseAddress!.assumingMemoryBound(to: iovec.self), 2, off_t(offset)) }
         }.get()
@@ -69,6 +85,12 @@ public struct FileHandle: ~Copyable {
 
     /// Writes every byte of an array (small metadata files; the data path uses buffers).
     public func writeAll(_ bytes: [UInt8], at offset: Int64) throws(Errno) {
+        if FileObservers.observer(for: descriptor) != nil {
+            let outcome: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
+                do throws(Errno) { try writeAll(raw, at: offset); return .success(()) } catch { return .failure(error) }
+            }
+            return try outcome.get()
+        }
         let fd = descriptor
         let result: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
             var done = 0
@@ -121,11 +143,17 @@ public struct FileHandle: ~Copyable {
     }
 
     public func dataSync() throws(Errno) {
+        let observer = FileObservers.observer(for: descriptor)
+        if let observer, let error = observer.willSync(descriptor) { throw error }
         _ = try retryingInterrupts { fdatasync(descriptor) }.get()
+        observer?.synced(descriptor)
     }
 
     public func sync() throws(Errno) {
+        let observer = FileObservers.observer(for: descriptor)
+        if let observer, let error = observer.willSync(descriptor) { throw error }
         _ = try retryingInterrupts { fsync(descriptor) }.get()
+        observer?.synced(descriptor)
     }
 
     /// Reserves blocks (`fallocate(2)`); `keepSize` leaves the visible file size unchanged.
@@ -139,8 +167,17 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Drops the file's clean pages from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`),
+    /// so that the next reads come from the disk. Dirty pages stay (and are scheduled for
+    /// writeback). Advice only: failures are ignored.
+    public func dropCleanCache() {
+        _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED)
+        FileObservers.observer(for: descriptor)?.droppedCleanCache(descriptor)
+    }
+
     public func truncate(to size: Int64) throws(Errno) {
         _ = try retryingInterrupts { ftruncate(descriptor, off_t(size)) }.get()
+        FileObservers.observer(for: descriptor)?.truncated(descriptor, to: size)
     }
 
     /// The file's size in bytes.
@@ -168,10 +205,12 @@ public enum FileSystem {
 
     public static func rename(_ from: String, to: String) throws(Errno) {
         _ = try retryingInterruptsUnowned { Glibc.rename(from, to) }.get()
+        FileObservers.renamed(from, to: to)
     }
 
     public static func remove(_ path: String) throws(Errno) {
         _ = try retryingInterruptsUnowned { unlink(path) }.get()
+        FileObservers.removed(path)
     }
 
     public static func makeDirectory(_ path: String, permissions: mode_t = 0o755) throws(Errno) {

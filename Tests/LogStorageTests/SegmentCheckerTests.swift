@@ -75,7 +75,7 @@ struct SegmentChecker {
             let index = readFile("\(directory)/\(name.prefix(20)).index") ?? []
             for i in stride(from: 0, to: index.count - index.count % 8, by: 8) {
                 let rel = Int64(be(index, i, UInt32.self)), position = Int(be(index, i + 4, UInt32.self))
-                if rel == 0 && position == 0 && i > 0 { continue }  // preallocated tail of an active index
+                if rel == 0 && position == 0 && (i > 0 || starts[0] == nil) { continue }  // preallocated tail of an active index
                 report.indexEntries += 1
                 if starts[position] != base + rel { report.problems.append("\(name).index entry \(i / 8) -> \(base + rel)@\(position) is not a batch start") }
             }
