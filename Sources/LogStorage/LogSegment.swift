@@ -225,15 +225,16 @@ final class LogSegment {
 
     /// Re-reads every batch from the start, checking length, magic, CRC and increasing offsets;
     /// truncates at the first invalid batch and rebuilds both indexes. Returns bytes truncated.
-    func recover(expectedFirstOffset: Int64) throws(StorageError) -> Int {
+    ///
+    /// With `fromDisk` the clean cached pages are dropped first, so that the scan reads what is
+    /// on the disk: after a failed writeback (EIO on an earlier fdatasync) Linux keeps the
+    /// unwritten pages in the cache marked clean, and a restarted process would read, validate
+    /// and call durable bytes that never reached the disk. Dirty pages (a crash's unflushed
+    /// writes) stay and are synced by the caller.
+    func recover(expectedFirstOffset: Int64, fromDisk: Bool = false) throws(StorageError) -> Int {
         // The scan reads past what survives; nothing it read ahead may outlive the cut.
         defer { dropHeaderWindow(); direct?.invalidate() }
-        // Read what is on the disk, not what the page cache says: after a failed writeback
-        // (EIO on an earlier fdatasync) Linux keeps the unwritten pages in the cache marked
-        // clean, so a restarted process would read, validate and call durable bytes that
-        // never reached the disk. Dropping the clean pages first makes such bytes disappear
-        // (dirty pages, a process crash's unflushed writes, stay and are synced below).
-        log.dropCleanCache()
+        if fromDisk { log.dropCleanCache() }
         let fileSize: Int
         do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
         size = fileSize

@@ -75,6 +75,11 @@ public final class PartitionLog: @unchecked Sendable {
         // Segments wholly below the recovery point were durable and are trusted after a clean
         // shutdown; everything else is re-validated batch by batch.
         var expected = loaded[0].baseOffset
+        // A log that went offline after a failed writeback left this marker: its recovery
+        // reads from the disk, not from pages the kernel may hold but never wrote. (Reading
+        // from the disk every time would be safe too, but costs the disk's read speed on every
+        // crash recovery: 2.5 s per GiB here against 0.8 from the page cache.)
+        let writebackFailed = Directory.fileExists("\(directory)/\(Self.writebackFailedFile)")
         var keep: [LogSegment] = []
         var recovering = false
         for (i, segment) in loaded.enumerated() {
@@ -94,7 +99,7 @@ public final class PartitionLog: @unchecked Sendable {
                 try segment.loadClean()
             } else {
                 recovering = true
-                let truncated = try segment.recover(expectedFirstOffset: expected)
+                let truncated = try segment.recover(expectedFirstOffset: expected, fromDisk: writebackFailed)
                 // What recovery read may still be only in the page cache (after a process
                 // crash): it is synced before the log calls it durable below.
                 try segment.flush()
@@ -115,6 +120,10 @@ public final class PartitionLog: @unchecked Sendable {
         // Rolled segments are sealed again: a seal whose truncation did not reach the disk
         // before a crash leaves preallocated space or direct I/O padding behind the last batch.
         for segment in keep.dropLast() { try segment.seal() }
+        if writebackFailed {
+            logger.warning("\(directory): recovered from the disk after a failed writeback")
+            try? FileSystem.remove("\(directory)/\(Self.writebackFailedFile)")
+        }
         segments = keep
         _logStartOffset = max(logStartOffset, keep[0].baseOffset)
         _durableOffset = clean ? keep.last!.nextOffset : min(recoveryPoint, keep.last!.nextOffset)
@@ -212,10 +221,20 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
-    /// Marks the log offline; the caller holds `lock`.
+    /// Left in the partition directory when the log goes offline (see `init`).
+    static let writebackFailedFile = "sluice-writeback-failed"
+
+    /// Marks the log offline and leaves the marker that makes the next recovery read from the
+    /// disk (best effort: the disk may be failing); the caller holds `lock`.
     private func goOffline(_ reason: String) {
         guard offlineReason == nil else { return }
         offlineReason = reason
+        let marker = "\(directory)/\(Self.writebackFailedFile)"
+        if let f = try? FileHandle.open(marker, [.writeOnly, .create, .truncate]) {
+            try? f.writeAll(Array((reason + "\n").utf8), at: 0)
+            try? f.sync()
+            try? FileSystem.syncDirectory(directory)
+        }
         logger.critical("\(name) is offline: \(reason); appends fail with KAFKA_STORAGE_ERROR until a restart recovers it")
     }
 

@@ -66,7 +66,8 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
     // MARK: - FileObserver
 
     func opened(_ descriptor: Int32, path: String) -> Bool {
-        guard follows(path) else { return false }
+        var info = stat()
+        guard follows(path), fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
         state.withLock { s in
             if s.files[path] == nil { s.files[path] = File(durable: Self.contents(path)) }
             s.descriptors[descriptor] = path

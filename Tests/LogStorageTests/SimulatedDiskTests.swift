@@ -112,6 +112,9 @@ struct SimulatedDiskTests {
         #expect(throws: StorageError.self) { _ = try log.append([makeBatch(2, tag: "lost")], nowMs: 0) }
         #expect(log.offline != nil)
         #expect(log.durableOffset == 2)
+        // The next recovery will read from the disk, not from pages the kernel never wrote.
+        let marker = "\(log.directory)/\(PartitionLog.writebackFailedFile)"
+        #expect(Directory.fileExists(marker))
         disk.setFaults(SimulatedDisk.Faults())
         // The disk works again, but the log stays offline until a restart recovers it.
         #expect(throws: StorageError.offline(log.offline!)) { _ = try log.append([makeBatch(1, tag: "after")], nowMs: 0) }
@@ -122,6 +125,7 @@ struct SimulatedDiskTests {
         disk.powerLoss()
         let reopened = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
         let again = try #require(reopened.log(topic: "f", partition: 0))
+        #expect(!Directory.fileExists(marker))
         #expect(again.logEndOffset >= 2)
         #expect(try readAll(again).prefix(2).map(\.1).allSatisfy { $0.contains("before") })
         #expect(try again.append([makeBatch(1, tag: "recovered")], nowMs: 0).baseOffset == again.logEndOffset - 1)
