@@ -24,7 +24,9 @@ extension Broker {
             let now = currentTimeMs()
             for (log, offset, topicIndex, partitionIndex) in flushes {
                 do {
+                    let started = DispatchTime.now().uptimeNanoseconds
                     try log.flush(upTo: offset, nowMs: now)
+                    metrics.logFlush.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
                 } catch {
                     logger.error("flush of \(log.name) failed: \(error)")
                     response.responses[topicIndex].partitionResponses[partitionIndex].errorCode = ErrorCode.kafkaStorageError.rawValue
