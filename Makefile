@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment sim
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment sim zero-copy
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -62,6 +62,13 @@ PLAN ?= docs/experiments/io-mode-and-durability.yaml
 experiment: deps bench-deps
 	$(SWIFT) build -c release --product sluice
 	.venv/bin/python Benchmarks/scripts/experiment.py $(PLAN) $(if $(OUT),--out $(OUT))
+
+## Bytes the broker copies in user space while producing and consuming, profiled with
+## valgrind's DHAT (copy mode); writes docs/zero-copy.md.
+zero-copy: deps bench-deps
+	@command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
+	$(SWIFT) build -c release --product sluice
+	.venv/bin/python Benchmarks/scripts/zero-copy.py
 
 ## Microbenchmarks (package-benchmark, Benchmarks/Package.swift).
 bench-micro: deps

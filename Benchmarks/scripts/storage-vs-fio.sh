@@ -22,14 +22,17 @@ echo "fio buffered 1 MiB QD16: $(fio_run buffered --direct=0) MB/s"
 echo "fio O_DIRECT 1 MiB QD16: $(fio_run direct --direct=1) MB/s"
 echo "fio 4 KiB write + fdatasync each: $(fio --name=sync --directory="$dir" --size=64M --bs=4k --rw=write --ioengine=sync --fdatasync=1 --output-format=json 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["write"]; print("%.0f IOPS" % j["iops"])')"
 rm -f "$dir"/sync*
-# Sluice: one partition, batches of the given size (10 records each), durability none and ack.
+# Sluice: one partition, batches of the given size (10 records each), in both I/O modes
+# (sluice.io.mode buffered and direct), durability none and ack.
 for spec in "1048576 400" "16384 20000" "1024 50000"; do
     set -- $spec
     size=$1; n=$2
     rb=$(( size / 10 - 30 ))
-    for d in none ack; do
-        rm -rf "$dir/log"
-        printf "sluice %7s-byte batches, durability %-4s: " "$size" "$d"
-        "$bin" storage stress --log-dir "$dir/log" --durability "$d" --record-bytes "$rb" --batches "$n" --segment-bytes 1073741824 --summary
+    for mode in buffered direct; do
+        for d in none ack; do
+            rm -rf "$dir/log"
+            printf "sluice %7s-byte batches, %-8s durability %-4s: " "$size" "$mode" "$d"
+            "$bin" storage stress --log-dir "$dir/log" --io-mode "$mode" --durability "$d" --record-bytes "$rb" --batches "$n" --segment-bytes 1073741824 --summary
+        done
     done
 done
