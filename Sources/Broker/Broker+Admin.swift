@@ -148,7 +148,7 @@ extension Broker {
                         let now = currentTimeMs()
                         try metadata.addPartitions(t.name, to: t.count, nowMs: now)
                         for p in topic.partitionCount..<t.count {
-                            _ = try logManager.createLog(topic: t.name, partition: p, config: topicConfig(t.name), nowMs: now)
+                            producerStates.created(try logManager.createLog(topic: t.name, partition: p, config: topicConfig(t.name), nowMs: now))
                         }
                     } catch {
                         r.errorCode = ErrorCode.kafkaStorageError.rawValue

@@ -98,7 +98,7 @@ public final class Broker: @unchecked Sendable {
         }
         for topic in metadata.topics {
             for p in 0..<topic.partitionCount where logManager.log(topic: topic.name, partition: p) == nil {
-                _ = try logManager.createLog(topic: topic.name, partition: p, config: topicConfig(topic.name), nowMs: now)
+                producerStates.created(try logManager.createLog(topic: topic.name, partition: p, config: topicConfig(topic.name), nowMs: now))
             }
         }
         // Producer state (sequences, open transactions, the LSO) for every data partition:
@@ -304,7 +304,7 @@ public final class Broker: @unchecked Sendable {
             let now = currentTimeMs()
             let topic = try metadata.createTopic(name, partitions: partitions, configs: configs, nowMs: now)
             let c = topicConfig(name)
-            for p in 0..<partitions { _ = try logManager.createLog(topic: name, partition: p, config: c, nowMs: now) }
+            for p in 0..<partitions { producerStates.created(try logManager.createLog(topic: name, partition: p, config: c, nowMs: now)) }
             logger.info("created topic \(name) with \(partitions) partitions")
             return topic
         }

@@ -46,6 +46,13 @@ final class ProducerStates: @unchecked Sendable {
         }
     }
 
+    /// A log that was just created is empty: its producer state is known without replaying it
+    /// (otherwise the first fetch of a topic written only by non-idempotent producers would
+    /// replay the whole log to find no producers).
+    func created(_ log: PartitionLog) {
+        lock.withLock { if partitions[log.name] == nil { partitions[log.name] = Partition() } }
+    }
+
     /// The last stable offset: the first offset of the oldest open transaction, else `highWatermark`.
     func lastStableOffset(_ log: PartitionLog, highWatermark: Int64) -> Int64 {
         guard let p = try? state(for: log) else { return highWatermark }
