@@ -44,7 +44,8 @@ TOPIC_TO_BROKER = {
     "preallocate": "log.preallocate", "max.message.bytes": "message.max.bytes",
 }
 # Short names accepted for Sluice's own knobs.
-ALIASES = {"io.mode": "sluice.io.mode", "durability": "sluice.durability", "storage.threads": "sluice.storage.threads"}
+ALIASES = {"io.mode": "sluice.io.mode", "durability": "sluice.durability", "storage.threads": "sluice.storage.threads",
+           "commit.backend": "sluice.storage.commit.backend"}
 # A knob that is not a broker property: the partitions of every workload's topic.
 PARTITIONS = "partitions"
 KINDS = ("produce", "catchup", "recovery")

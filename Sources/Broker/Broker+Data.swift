@@ -1,5 +1,6 @@
 import KafkaProtocol
 import LogStorage
+import NIOConcurrencyHelpers
 import NIOCore
 import Dispatch
 import Records
@@ -13,30 +14,32 @@ extension Broker {
         let request = try ProduceRequest.decode(from: &body, version: context.version)
         // Appends run here, on the connection's event loop, so that pipelined requests of one
         // connection are appended in the order they were sent. Page-cache writes are quick; the
-        // fsyncs that durability `ack` needs run on the thread pool, where concurrent waiters
-        // share them (group commit).
+        // fsyncs that durability `ack` needs go to the group committer, which syncs every
+        // partition that is waiting in one io_uring submission.
         let (response, flushes) = produce(request, version: context.version)
         if flushes.isEmpty {
             return context.eventLoop.makeSucceededFuture(request.acks == 0 ? nil : frame(response, context))
         }
-        return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> ProduceResponse in
-            var response = response
-            let now = currentTimeMs()
-            for (log, offset, topicIndex, partitionIndex) in flushes {
-                do {
-                    let started = DispatchTime.now().uptimeNanoseconds
-                    try log.flush(upTo: offset, nowMs: now)
-                    metrics.logFlush.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
-                } catch {
-                    logger.error("flush of \(log.name) failed: \(error)")
-                    response.responses[topicIndex].partitionResponses[partitionIndex].errorCode = ErrorCode.kafkaStorageError.rawValue
+        let promise = context.eventLoop.makePromise(of: ProduceResponse.self)
+        let pending = NIOLockedValueBox((left: flushes.count, failed: [(Int, Int)]()))
+        for (log, offset, topicIndex, partitionIndex) in flushes {
+            committer.sync(log, upTo: offset) { [self] result in
+                if case .failure(let error) = result { logger.error("flush of \(log.name) failed: \(error)") }
+                let finished = pending.withLockedValue { p -> [(Int, Int)]? in
+                    if case .failure = result { p.failed.append((topicIndex, partitionIndex)) }
+                    p.left -= 1
+                    return p.left == 0 ? p.failed : nil
                 }
+                guard let failed = finished else { return }
+                var response = response
+                for (t, p) in failed {
+                    response.responses[t].partitionResponses[p].errorCode = ErrorCode.kafkaStorageError.rawValue
+                }
+                fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable offset
+                promise.succeed(response)
             }
-            fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable offset
-            return response
-        }.map { [self] response in
-            request.acks == 0 ? nil : frame(response, context)
         }
+        return promise.futureResult.map { [self] response in request.acks == 0 ? nil : frame(response, context) }
     }
 
     private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Int, Int)]) {

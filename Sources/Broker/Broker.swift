@@ -34,6 +34,9 @@ public final class Broker: @unchecked Sendable {
     let metadata: MetadataStore
     let logger: Logger
     let threadPool: NIOThreadPool
+    /// The fdatasyncs that acknowledgements wait for (durability `ack`, due `interval` flushes),
+    /// grouped across partitions on `sluice.storage.threads` io_uring commit threads.
+    let committer: GroupCommitter
     let fetchWaiters = FetchWaiters()
     let groups: GroupCoordinator
     let producerStates: ProducerStates
@@ -74,6 +77,9 @@ public final class Broker: @unchecked Sendable {
         cleaner = LogCleaner(config: config.cleaner, logger: logger)
         cleanerPool = NIOThreadPool(numberOfThreads: config.cleaner.threads)
         let m = BrokerMetrics()
+        let flushTimer = m.logFlush
+        committer = GroupCommitter(threads: config.storageThreads, preference: config.commitBackend == "syscalls" ? .syscalls : .automatic,
+                                   logger: logger) { flushTimer.recordNanoseconds(Int64($0)) }
         requestMetrics = Dictionary(uniqueKeysWithValues: Self.supportedVersions.map { ($0.0.rawValue, (m.request($0.0.name), m.requestTime($0.0.name))) })
         let now = currentTimeMs()
         clusterId = try StorageFormat.ensureFormatted(logDir: config.logDir, nodeId: config.nodeId, logger: logger)
@@ -149,6 +155,7 @@ public final class Broker: @unchecked Sendable {
         fetchWaiters.wakeAll()
         cleaner.stop()
         try? cleanerPool.syncShutdownGracefully()
+        committer.shutdown()
         producerStates.writeSnapshots(logManager.allLogs, force: true)
         try logManager.shutdown(nowMs: currentTimeMs())
     }

@@ -29,10 +29,14 @@ public struct BrokerConfig: Sendable {
     public var decompressedBytesMax = 64 << 20
     /// Prometheus metrics endpoint port (0: off).
     public var metricsPort = 0
-    /// `sluice.storage.threads`: threads for blocking storage work off the event loops (the
-    /// fdatasyncs of durability `ack` and `interval`, where waiters share one (group commit);
-    /// offset and transaction-state writes).
+    /// `sluice.storage.threads`: group-commit threads, each with an io_uring, for the
+    /// fdatasyncs of durability `ack` and `interval` (every partition waiting is synced in one
+    /// submission, and waiters of one partition share its fdatasync); also the threads for
+    /// blocking storage work off the event loops (offset and transaction-state writes).
     public var storageThreads = 2
+    /// `sluice.storage.commit.backend`: `io_uring` (falls back to syscalls where the kernel
+    /// refuses it) or `syscalls` (one fdatasync after another on the commit thread).
+    public var commitBackend = "io_uring"
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
@@ -169,6 +173,9 @@ public struct BrokerConfig: Sendable {
         case "sluice.partitions.max": partitionsMax = Int(try int(1))
         case "sluice.metrics.port": metricsPort = Int(try int())
         case "sluice.storage.threads": storageThreads = Int(try int(1))
+        case "sluice.storage.commit.backend":
+            guard value == "io_uring" || value == "syscalls" else { throw .invalid("\(key): io_uring or syscalls, not \(value)") }
+            commitBackend = value
         case "sluice.log.level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }
             logLevel = level

@@ -301,6 +301,13 @@ final class LogSegment {
         try timeIndex.storage.flush()
     }
 
+    /// Syncs the log file's data only: what durability `ack` needs for the active segment, whose
+    /// indexes recovery rebuilds anyway (rolled segments had their indexes synced at the roll).
+    func flushData() throws(StorageError) {
+        StorageStatistics.countFsync()
+        do { try log.dataSync() } catch { throw error.at(logPath) }
+    }
+
     /// Trims indexes and drops preallocated space and direct I/O's block padding (on roll and
     /// close); a sealed segment takes no more appends through its direct writer.
     func seal() throws(StorageError) {

@@ -277,6 +277,44 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
+    /// What a group-commit round (`GroupCommitter`) must sync for this log: every segment
+    /// holding data past the durable offset, and the offset that becomes durable when they are.
+    struct SyncPlan {
+        let target: Int64
+        let segments: [LogSegment]
+    }
+
+    enum SyncStep {
+        case durable
+        case failed(StorageError)
+        case sync(SyncPlan)
+    }
+
+    func planSync(upTo offset: Int64) -> SyncStep {
+        lock.withLock {
+            if let offlineReason { return .failed(.offline(offlineReason)) }
+            if _durableOffset >= offset { return .durable }
+            if closed { return .failed(.closed) }
+            return .sync(SyncPlan(target: segments.last!.nextOffset, segments: segments.filter { $0.nextOffset > _durableOffset }))
+        }
+    }
+
+    /// Records the outcome of a plan's syncs: the offset becomes durable, or (after a failed
+    /// fdatasync, see `flush`) the log goes offline. Returns the error to report.
+    func finishSync(_ plan: SyncPlan, error: StorageError?, nowMs: Int64) -> StorageError? {
+        lock.withLock {
+            if let error {
+                goOffline("fdatasync failed: \(error)")
+                return error
+            }
+            if let offlineReason { return .offline(offlineReason) }
+            _durableOffset = max(_durableOffset, plan.target)
+            unflushedMessages = 0
+            lastFlushMs = nowMs
+            return nil
+        }
+    }
+
     // MARK: - read
 
     /// Whole batches from the one holding `offset`, at most `maxBytes` (but at least one batch
@@ -394,6 +432,16 @@ public final class PartitionLog: @unchecked Sendable {
                 if total >= maxBytes { break }
             }
             return (slices, total)
+        }
+    }
+
+    /// Where the batch holding `offset` starts: its segment's base offset and file position, found
+    /// as every read begins (the offset index, then a bounded scan of batch headers).
+    public func locate(_ offset: Int64) throws(StorageError) -> (segmentBaseOffset: Int64, position: Int)? {
+        try lock.withStorageLock { () throws(StorageError) -> (Int64, Int)? in
+            guard offset >= _logStartOffset && offset < segments.last!.nextOffset else { return nil }
+            let segment = segments[segmentIndex(for: offset)]
+            return try segment.position(of: offset).map { (segment.baseOffset, $0.position) }
         }
     }
 

@@ -46,6 +46,10 @@ public enum FileObservers {
 
     @inline(__always) static var active: Bool { installed.load(ordering: .relaxed) > 0 }
 
+    /// Whether any observer is installed: code that does file I/O outside `FileHandle` (an
+    /// io_uring) takes the `FileHandle` path instead while one is, so the observer sees it.
+    public static var isActive: Bool { active }
+
     static func observer(for descriptor: Int32) -> (any FileObserver)? {
         guard active else { return nil }
         return state.withLock { $0.byDescriptor[descriptor] }

@@ -10,6 +10,7 @@ import Records
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct Sluice: AsyncParsableCommand {
@@ -143,6 +144,14 @@ struct Storage: ParsableCommand {
         @Flag(help: "Preallocate segments (preallocate=true).") var preallocate = false
         @Flag(help: "Print one JSON summary line (throughput, latency) instead of each acknowledged offset; batches are built before the clock starts.")
         var summary = false
+        @Option(help: "Partitions appended to concurrently, one appender thread each (with --summary).") var partitions = 1
+        @Option(name: .customLong("storage-threads"), help: "sluice.storage.threads: group-commit threads.") var storageThreads = 2
+        @Option(name: .customLong("commit-backend"), help: "How group commits issue fdatasync: io_uring (falls back to syscalls where unavailable) or syscalls.")
+        var commitBackend = "io_uring"
+        @Option(name: .customLong("in-flight"), help: "Appends per partition awaiting their commit at once (a producer's max.in.flight; with --summary).")
+        var inFlight = 1
+        @Option(name: .customLong("index-lookups"), help: "Random offset lookups timed after the appends (with --summary).")
+        var indexLookups = 20_000
 
         func run() throws {
             var config = LogConfig()
@@ -150,45 +159,110 @@ struct Storage: ParsableCommand {
             try config.set("sluice.io.mode", ioMode)
             config.preallocate = preallocate
             config.segmentBytes = segmentBytes
-            let now = { Int64(Date().timeIntervalSince1970 * 1000) }
+            let now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
             let manager = try LogManager(logDir: logDir, nowMs: now()) { _ in config }
+            if summary {
+                try runSummary(manager, config: config, now: now)
+                return
+            }
             let log = try manager.createLog(topic: "stress", partition: 0, config: config, nowMs: now())
             var next = log.logEndOffset
             let filler = String(repeating: "x", count: recordBytes)
-            var latenciesUs: [Double] = []
-            var bytes = 0
-            func build() throws -> RecordBatch {
+            for _ in 0..<batches {
                 let inputs = (0..<recordsPerBatch).map { i in
                     RecordBatchBuilder.Input(value: ByteBuffer(string: "value-\(next + Int64(i))" + filler), timestamp: now())
                 }
-                return try RecordBatch(try RecordBatchBuilder().build(inputs))
-            }
-            // Summary runs measure the engine alone: a pool of prebuilt batches is appended over
-            // and over (appending never modifies a batch).
-            let pool = summary ? try (0..<64).map { _ in try build() } : []
-            let started = Date()
-            for n in 0..<batches {
-                let batch = summary ? pool[n % pool.count] : try build()
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                let result = try log.append([batch], nowMs: now())
-                if summary { latenciesUs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
-                bytes += batch.byteCount
+                let result = try log.append([try RecordBatch(try RecordBatchBuilder().build(inputs))], nowMs: now())
                 next = result.lastOffset + 1
-                if !summary {
-                    print("acked \(result.lastOffset)")
-                    fflush(nil)
-                }
+                print("acked \(result.lastOffset)")
+                fflush(nil)
             }
             try log.flush(nowMs: now())
-            let seconds = Date().timeIntervalSince(started)
             try manager.shutdown(nowMs: now())
-            if summary {
-                latenciesUs.sort()
-                func pct(_ p: Double) -> Double { latenciesUs.isEmpty ? 0 : latenciesUs[min(latenciesUs.count - 1, Int(Double(latenciesUs.count) * p))] }
-                print("{\"durability\":\"\(durability)\",\"io_mode\":\"\(ioMode)\",\"batch_bytes\":\(bytes / max(1, batches)),\"batches\":\(batches),"
-                      + "\"MBps\":\(String(format: "%.1f", Double(bytes) / seconds / 1e6)),"
-                      + "\"append_p50_us\":\(String(format: "%.1f", pct(0.5))),\"append_p99_us\":\(String(format: "%.1f", pct(0.99)))}")
+        }
+
+        /// The engine alone: `partitions` threads append a pool of prebuilt batches (appending
+        /// never modifies a batch) to their own partition; with durability `ack` each waits for
+        /// its group commit, as a producer waits for its acknowledgement.
+        private func runSummary(_ manager: LogManager, config: LogConfig, now: @escaping @Sendable () -> Int64) throws {
+            guard partitions >= 1 && partitions <= 1024 else { throw ValidationError("--partitions must be 1...1024") }
+            guard inFlight >= 1 && inFlight <= 1024 else { throw ValidationError("--in-flight must be 1...1024") }
+            let logs = try (0..<partitions).map { try manager.createLog(topic: "stress", partition: Int32($0), config: config, nowMs: now()) }
+            let filler = String(repeating: "x", count: recordBytes)
+            let pool = try (0..<64).map { n in
+                try RecordBatch(try RecordBatchBuilder().build((0..<recordsPerBatch).map { i in
+                    RecordBatchBuilder.Input(value: ByteBuffer(string: "value-\(n)-\(i)" + filler), timestamp: now())
+                }))
             }
+            guard ["io_uring", "syscalls"].contains(commitBackend) else { throw ValidationError("--commit-backend is io_uring or syscalls") }
+            let committer = GroupCommitter(threads: storageThreads, preference: commitBackend == "syscalls" ? .syscalls : .automatic)
+            let perPartition = max(1, batches / partitions)
+            let latencies = Mutex<[Double]>([])
+            let failure = Mutex<String?>(nil)
+            let fsyncsBefore = StorageStatistics.fsyncs
+            let started = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: partitions) { p in
+                // Up to `inFlight` appends wait for their commit while the next ones are written,
+                // as a producer pipelines requests; their syncs then share fdatasyncs.
+                let permits = DispatchSemaphore(value: inFlight)
+                let mine = Mutex<[Double]>([])
+                do {
+                    for n in 0..<perPartition {
+                        permits.wait()
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let r = try logs[p].append([pool[(n + p) % pool.count]], nowMs: now(), deferFlush: true)
+                        guard r.needsFlush else {
+                            mine.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                            permits.signal()
+                            continue
+                        }
+                        committer.sync(logs[p], upTo: r.lastOffset + 1) { result in
+                            if case .failure(let error) = result { failure.withLock { $0 = "\(error)" } }
+                            mine.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                            permits.signal()
+                        }
+                    }
+                } catch { failure.withLock { $0 = "\(error)" } }
+                for _ in 0..<inFlight { permits.wait() }
+                for _ in 0..<inFlight { permits.signal() }  // libdispatch traps on freeing a semaphore below its start value
+                latencies.withLock { $0 += mine.withLock { $0 } }
+            }
+            for log in logs { try log.flush(nowMs: now()) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            if let failure = failure.withLock({ $0 }) { throw ValidationError("append failed: \(failure)") }
+            let commits = committer.latencies
+            committer.shutdown()
+            let fsyncs = StorageStatistics.fsyncs - fsyncsBefore
+            // Index lookups: random offsets of the first partition, each resolved to a file position.
+            var lookupNs: [Double] = []
+            let log = logs[0]
+            let (start, end) = (log.logStartOffset, log.logEndOffset)
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<(end > start ? indexLookups : 0) {
+                let offset = Int64.random(in: start..<end, using: &rng)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                guard try log.locate(offset) != nil else { throw ValidationError("offset \(offset) not found") }
+                lookupNs.append(Double(DispatchTime.now().uptimeNanoseconds - t0))
+            }
+            try manager.shutdown(nowMs: now())
+            var all = latencies.withLock { $0 }
+            all.sort()
+            lookupNs.sort()
+            func pct(_ values: [Double], _ p: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * p))] }
+            let bytes = pool[0].byteCount * perPartition * partitions
+            let fields: [(String, String)] = [
+                ("durability", "\"\(durability)\""), ("io_mode", "\"\(ioMode)\""), ("partitions", "\(partitions)"),
+                ("in_flight", "\(inFlight)"),
+                ("batch_bytes", "\(pool[0].byteCount)"), ("batches", "\(perPartition * partitions)"),
+                ("MBps", String(format: "%.1f", Double(bytes) / seconds / 1e6)),
+                ("append_p50_us", String(format: "%.1f", pct(all, 0.5))), ("append_p99_us", String(format: "%.1f", pct(all, 0.99))),
+                ("commits", "\(commits.count)"), ("commit_p50_us", String(format: "%.1f", commits.p50Us)),
+                ("commit_p99_us", String(format: "%.1f", commits.p99Us)), ("fsyncs", "\(fsyncs)"),
+                ("commit_backend", "\"\(committer.backend)\""),
+                ("index_lookup_p50_ns", String(format: "%.0f", pct(lookupNs, 0.5))),
+                ("index_lookup_p99_ns", String(format: "%.0f", pct(lookupNs, 0.99))),
+            ]
+            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         }
     }
 
