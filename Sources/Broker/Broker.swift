@@ -86,6 +86,7 @@ public final class Broker: @unchecked Sendable {
         // Topic configs come from the metadata log, which is itself a log: open storage with
         // defaults first, then re-apply each topic's overrides once metadata is replayed.
         let defaults = config.logDefaults
+        LogManager.openSegmentsLimit = config.openSegmentsMax
         logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
         groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits,

@@ -37,6 +37,10 @@ public struct BrokerConfig: Sendable {
     /// `sluice.storage.commit.backend`: `io_uring` (falls back to syscalls where the kernel
     /// refuses it) or `syscalls` (one fdatasync after another on the commit thread).
     public var commitBackend = "io_uring"
+    /// `sluice.segments.open.max`: sealed segments whose files (a descriptor and two index
+    /// mappings each) stay open; the least recently used beyond it are closed and reopened on
+    /// access. Active segments are always open and not counted.
+    public var openSegmentsMax = 2048
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
@@ -173,6 +177,7 @@ public struct BrokerConfig: Sendable {
         case "sluice.partitions.max": partitionsMax = Int(try int(1))
         case "sluice.metrics.port": metricsPort = Int(try int())
         case "sluice.storage.threads": storageThreads = Int(try int(1))
+        case "sluice.segments.open.max": openSegmentsMax = Int(try int(1))
         case "sluice.storage.commit.backend":
             guard value == "io_uring" || value == "syscalls" else { throw .invalid("\(key): io_uring or syscalls, not \(value)") }
             commitBackend = value

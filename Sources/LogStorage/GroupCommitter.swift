@@ -150,12 +150,13 @@ public final class GroupCommitter: Sendable {
             }
         }
         // Every dirty segment file of every planned log: one fdatasync each, all in flight at once.
-        var files: [(plan: Int, segment: LogSegment)] = []
+        var files: [(plan: Int, segment: (files: SegmentFiles, path: String))] = []
         for (i, p) in plans.enumerated() { for s in p.plan.segments { files.append((i, s)) } }
         var errors = [StorageError?](repeating: nil, count: plans.count)
         if FileObservers.isActive {
             for (i, segment) in files {
-                do { try segment.flushData() } catch { errors[i] = errors[i] ?? error }
+                StorageStatistics.countFsync()
+                do { try segment.files.log.dataSync() } catch { errors[i] = errors[i] ?? .io(error, path: segment.path) }
             }
         } else {
             var next = 0
@@ -163,7 +164,7 @@ public final class GroupCommitter: Sendable {
                 let chunk = min(files.count - next, ring.submissionCapacity)
                 for k in 0..<chunk {
                     StorageStatistics.countFsync()
-                    let accepted = ring.enqueue(.fdatasync(.descriptor(files[next + k].segment.log.descriptor)), tag: UInt64(next + k))
+                    let accepted = ring.enqueue(.fdatasync(.descriptor(files[next + k].segment.files.log.descriptor)), tag: UInt64(next + k))
                     precondition(accepted, "the ring has room for a chunk of its capacity")
                 }
                 completions.removeAll(keepingCapacity: true)
@@ -172,14 +173,14 @@ public final class GroupCommitter: Sendable {
                     while completions.count < chunk { try ring.reap(into: &completions, minimum: chunk - completions.count) }
                 } catch {
                     // The ring itself failed: nothing can be called durable from this round.
-                    for k in 0..<chunk { errors[files[next + k].plan] = .io(error, path: files[next + k].segment.logPath) }
+                    for k in 0..<chunk { errors[files[next + k].plan] = .io(error, path: files[next + k].segment.path) }
                     ring = try! DiskRing(preference: .syscalls)
                     next += chunk
                     continue
                 }
                 for c in completions {
                     let (plan, segment) = files[Int(c.tag)]
-                    if case .failure(let e) = c.result { errors[plan] = errors[plan] ?? .io(e, path: segment.logPath) }
+                    if case .failure(let e) = c.result { errors[plan] = errors[plan] ?? .io(e, path: segment.path) }
                 }
                 next += chunk
             }

@@ -1,5 +1,6 @@
 import NIOCore
 import Records
+import Synchronization
 import SystemIO
 
 /// A batch on its way into a segment: the bytes as received plus the two header fields the log
@@ -46,13 +47,16 @@ struct PlacedBatch {
 
 /// One segment: `<baseOffset>.log` (record batches exactly as appended), its `.index` and
 /// `.timeindex`. Not thread-safe: its `PartitionLog` serialises access.
+///
+/// Once sealed, a segment's open files (descriptor and index mappings) belong to the bounded
+/// `SegmentFileCache`, which may close them; the next access reopens them.
 final class LogSegment {
     let baseOffset: Int64
     let directory: String
     let logPath: String
-    let log: FileHandle
-    let offsetIndex: OffsetIndex
-    let timeIndex: TimeIndex
+    private let openFiles: Mutex<SegmentFiles?>
+    /// Sealed (rolled or closed): takes no more appends, and its files may be closed when idle.
+    private(set) var sealed = false
     /// Aborted transactions whose markers are in this segment (`.txnindex`).
     let txnIndex: TransactionIndex
     /// Bytes of valid batches; the file may be longer when preallocated.
@@ -81,20 +85,17 @@ final class LogSegment {
         self.directory = directory
         logPath = "\(directory)/\(Self.name(baseOffset, ".log"))"
         indexIntervalBytes = config.indexIntervalBytes
+        let files = try SegmentFiles(directory: directory, baseOffset: baseOffset, mappedIndexBytes: config.segmentIndexBytes)
+        openFiles = Mutex(files)
         do {
-            log = try FileHandle.open(logPath, [.readWrite, .create])
-            size = Int(try log.size())
+            size = Int(try files.log.size())
             if config.preallocate && size == 0 {
-                try log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
+                try files.log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
             }
             if config.ioMode == .direct {
                 do { direct = try DirectWriter(path: logPath) } catch let e where e == .invalidArgument { directUnavailable = e }
             }
         } catch { throw error.at(logPath) }
-        offsetIndex = try OffsetIndex(path: "\(directory)/\(Self.name(baseOffset, ".index"))", baseOffset: baseOffset,
-                                      mappedBytes: config.segmentIndexBytes)
-        timeIndex = try TimeIndex(path: "\(directory)/\(Self.name(baseOffset, ".timeindex"))", baseOffset: baseOffset,
-                                  mappedBytes: config.segmentIndexBytes)
         txnIndex = TransactionIndex(path: "\(directory)/\(Self.name(baseOffset, ".txnindex"))")
         nextOffset = baseOffset
         lastAppendMs = nowMs
@@ -116,7 +117,8 @@ final class LogSegment {
         // per batch. Bytes below `size` never change until truncation or recovery, which drop it.
         if !(position >= headerWindowStart && position + RecordBatch.headerBytes <= headerWindowStart + headerWindow.count) {
             let count = min(Self.headerWindowBytes, size - position)
-            do { headerWindow = try log.read(count: count, at: Int64(position)) } catch { throw error.at(logPath) }
+            let f = try files()
+            do { headerWindow = try f.log.read(count: count, at: Int64(position)) } catch { throw error.at(logPath) }
             headerWindowStart = position
             guard headerWindow.count >= RecordBatch.headerBytes else { return nil }
         }
@@ -145,7 +147,7 @@ final class LogSegment {
 
     /// Position of the batch holding `offset` (or the first batch after it), nil if none.
     func position(of offset: Int64) throws(StorageError) -> (position: Int, header: BatchHeader)? {
-        var position = offsetIndex.lookup(offset).position
+        var position = try files().offsetIndex.lookup(offset).position
         while let h = try header(at: position) {
             if h.lastOffset >= offset { return (position, h) }
             position += h.bytes
@@ -157,17 +159,19 @@ final class LogSegment {
 
     /// Writes batches at the end, each with its assigned base offset and leader epoch.
     func append(_ batches: [PlacedBatch], nowMs: Int64) throws(StorageError) {
+        precondition(!sealed, "append to a sealed segment")
         var position = size
+        let f = try files()
         if let direct {
-            do { try direct.append(batches, at: size, reading: log) } catch { throw error.at(logPath) }
+            do { try direct.append(batches, at: size, reading: f.log) } catch { throw error.at(logPath) }
         }
         for batch in batches {
             if direct == nil {
                 do {
-                    try batch.withParts { (prefix, rest) throws(Errno) in try log.writeAll(prefix, rest, at: Int64(position)) }
+                    try batch.withParts { (prefix, rest) throws(Errno) in try f.log.writeAll(prefix, rest, at: Int64(position)) }
                 } catch { throw error.at(logPath) }
             }
-            index(batch, at: position)
+            index(batch, at: position, f)
             position += batch.byteCount
             nextOffset = batch.nextOffset
         }
@@ -177,22 +181,26 @@ final class LogSegment {
     }
 
     /// Tracks the largest timestamp and adds index entries every `index.interval.bytes`.
-    private func index(_ batch: RecordBatch, at position: Int) { index(PlacedBatch(final: batch), at: position) }
+    private func index(_ batch: RecordBatch, at position: Int, _ f: SegmentFiles) { index(PlacedBatch(final: batch), at: position, f) }
 
-    private func index(_ batch: PlacedBatch, at position: Int) {
+    private func index(_ batch: PlacedBatch, at position: Int, _ f: SegmentFiles) {
         if batch.maxTimestamp > maxTimestamp {
             maxTimestamp = batch.maxTimestamp
             offsetOfMaxTimestamp = batch.lastOffset
         }
         if bytesSinceIndexEntry > indexIntervalBytes {
-            offsetIndex.append(offset: batch.baseOffset, position: position)
-            timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            f.offsetIndex.append(offset: batch.baseOffset, position: position)
+            f.timeIndex.append(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
             bytesSinceIndexEntry = 0
         }
         bytesSinceIndexEntry += batch.byteCount
     }
 
-    var indexesFull: Bool { offsetIndex.isFull || timeIndex.isFull }
+    /// Whether an index of this (active, so open) segment has no room for another entry.
+    var indexesFull: Bool {
+        guard let f = openFiles.withLock({ $0 }) else { return true }
+        return f.offsetIndex.isFull || f.timeIndex.isFull
+    }
 
     // MARK: - read
 
@@ -212,9 +220,10 @@ final class LogSegment {
     func readBytes(position: Int, length: Int) throws(StorageError) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(length)
+        let f = try files()
         do {
             let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { (raw) throws(Errno) -> Int in
-                try log.readAll(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: Int64(position))
+                try f.log.readAll(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), at: Int64(position))
             }
             _ = n
         } catch { throw error.at(logPath) }
@@ -234,12 +243,13 @@ final class LogSegment {
     func recover(expectedFirstOffset: Int64, fromDisk: Bool = false) throws(StorageError) -> Int {
         // The scan reads past what survives; nothing it read ahead may outlive the cut.
         defer { dropHeaderWindow(); direct?.invalidate() }
-        if fromDisk { log.dropCleanCache() }
+        let f = try files()
+        if fromDisk { f.log.dropCleanCache() }
         let fileSize: Int
-        do { fileSize = Int(try log.size()) } catch { throw error.at(logPath) }
+        do { fileSize = Int(try f.log.size()) } catch { throw error.at(logPath) }
         size = fileSize
-        try offsetIndex.storage.reset()
-        try timeIndex.storage.reset()
+        try f.offsetIndex.storage.reset()
+        try f.timeIndex.storage.reset()
         maxTimestamp = -1
         offsetOfMaxTimestamp = -1
         bytesSinceIndexEntry = 0
@@ -250,7 +260,7 @@ final class LogSegment {
             guard let h = try header(at: position), h.baseOffset >= (position == 0 ? baseOffset : nextOffset) else { break }
             let bytes = try readBytes(position: position, length: h.bytes)
             guard let batch = try? RecordBatch(bytes) else { break scan }
-            index(batch, at: position)
+            index(batch, at: position, f)
             position += h.bytes
             valid = position
             nextOffset = batch.nextOffset
@@ -258,7 +268,7 @@ final class LogSegment {
         size = valid
         let truncated = fileSize - valid
         if truncated > 0 {
-            do { try log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }
+            do { try f.log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }
         }
         // Entries for markers that did not survive go too.
         try txnIndex.truncate(toOffsetBelow: nextOffset)
@@ -269,9 +279,11 @@ final class LogSegment {
     /// headers only, trusting the indexes on disk.
     func loadClean() throws(StorageError) {
         defer { dropHeaderWindow() }
+        let f = try files()
+        let offsetIndex = f.offsetIndex
         var position = offsetIndex.lastEntry?.position ?? 0
         nextOffset = offsetIndex.lastEntry?.offset ?? baseOffset
-        if let last = timeIndex.lastEntry { maxTimestamp = last.timestamp; offsetOfMaxTimestamp = last.offset }
+        if let last = f.timeIndex.lastEntry { maxTimestamp = last.timestamp; offsetOfMaxTimestamp = last.offset }
         while let h = try header(at: position) {
             if h.maxTimestamp > maxTimestamp { maxTimestamp = h.maxTimestamp; offsetOfMaxTimestamp = h.lastOffset }
             position += h.bytes
@@ -284,40 +296,98 @@ final class LogSegment {
     /// Drops every batch at or after `offset`.
     func truncate(to offset: Int64) throws(StorageError) {
         defer { dropHeaderWindow(); direct?.invalidate() }
+        // Replication's truncation may make a rolled segment the active one again.
+        if sealed { SegmentFileCache.shared.forget(self) }
+        sealed = false
+        let f = try files()
         guard let (position, _) = try position(of: offset) else { return }
         var cut = position
         // position(of:) returns the batch containing offset; keep it only if it starts before.
         if let h = try header(at: position), h.baseOffset < offset { cut = position + h.bytes }
-        do { try log.truncate(to: Int64(cut)) } catch { throw error.at(logPath) }
-        offsetIndex.truncate(toOffsetBelow: offset)
-        timeIndex.truncate(toOffsetBelow: offset)
+        do { try f.log.truncate(to: Int64(cut)) } catch { throw error.at(logPath) }
+        f.offsetIndex.truncate(toOffsetBelow: offset)
+        f.timeIndex.truncate(toOffsetBelow: offset)
         _ = try recover(expectedFirstOffset: baseOffset)
     }
 
+    /// Syncs the log and both indexes. A sealed segment whose files were closed meanwhile is
+    /// reopened: fdatasync on any descriptor of a file writes all of its dirty pages.
     func flush() throws(StorageError) {
         StorageStatistics.countFsync()
-        do { try log.dataSync() } catch { throw error.at(logPath) }
-        try offsetIndex.storage.flush()
-        try timeIndex.storage.flush()
+        let f = try files()
+        do { try f.log.dataSync() } catch { throw error.at(logPath) }
+        try f.offsetIndex.storage.flush()
+        try f.timeIndex.storage.flush()
     }
 
     /// Syncs the log file's data only: what durability `ack` needs for the active segment, whose
     /// indexes recovery rebuilds anyway (rolled segments had their indexes synced at the roll).
     func flushData() throws(StorageError) {
         StorageStatistics.countFsync()
-        do { try log.dataSync() } catch { throw error.at(logPath) }
+        let f = try files()
+        do { try f.log.dataSync() } catch { throw error.at(logPath) }
     }
 
     /// Trims indexes and drops preallocated space and direct I/O's block padding (on roll and
-    /// close); a sealed segment takes no more appends through its direct writer.
+    /// close); a sealed segment takes no more appends, and from now on its files may be closed
+    /// while idle (`SegmentFileCache`).
     func seal() throws(StorageError) {
+        guard !sealed else { return }
         direct = nil
-        try offsetIndex.storage.trim()
-        try timeIndex.storage.trim()
+        let f = try files()
+        try f.offsetIndex.storage.trim()
+        try f.timeIndex.storage.trim()
         do {
-            if try log.size() != Int64(size) { try log.truncate(to: Int64(size)) }
+            if try f.log.size() != Int64(size) { try f.log.truncate(to: Int64(size)) }
         } catch { throw error.at(logPath) }
+        sealed = true
+        SegmentFileCache.shared.touch(self)
     }
 
-    var files: [String] { [logPath, offsetIndex.storage.path, timeIndex.storage.path, txnIndex.path] }
+    // MARK: - open files
+
+    /// The segment's open files, reopened if the cache closed them. Holding the returned object
+    /// keeps them open (the cache only drops its reference).
+    func files() throws(StorageError) -> SegmentFiles {
+        if let f = openFiles.withLock({ $0 }) {
+            if sealed { SegmentFileCache.shared.touch(self) }
+            return f
+        }
+        // Sealed, so its indexes are trimmed: map exactly the entries the files hold.
+        let fresh = try SegmentFiles(directory: directory, baseOffset: baseOffset, mappedIndexBytes: 0)
+        let f = openFiles.withLock { current in
+            if current == nil { current = fresh }
+            return current!
+        }
+        SegmentFileCache.shared.touch(self)
+        return f
+    }
+
+    /// The open files if they are open (never reopens).
+    var filesIfOpen: SegmentFiles? { openFiles.withLock { $0 } }
+
+    /// Drops the segment's reference to its files (the cache's eviction); they close once the
+    /// last user lets go.
+    func releaseFiles() { openFiles.withLock { $0 = nil } }
+
+    var paths: [String] {
+        [logPath, "\(directory)/\(Self.name(baseOffset, ".index"))", "\(directory)/\(Self.name(baseOffset, ".timeindex"))", txnIndex.path]
+    }
+}
+
+/// A segment's open files: the `.log` descriptor (reads, sendfile, buffered writes) and the two
+/// mapped indexes. Closing is dropping the last reference.
+final class SegmentFiles: @unchecked Sendable {
+    let log: FileHandle
+    let offsetIndex: OffsetIndex
+    let timeIndex: TimeIndex
+
+    init(directory: String, baseOffset: Int64, mappedIndexBytes: Int) throws(StorageError) {
+        let logPath = "\(directory)/\(LogSegment.name(baseOffset, ".log"))"
+        do { log = try FileHandle.open(logPath, [.readWrite, .create]) } catch { throw error.at(logPath) }
+        offsetIndex = try OffsetIndex(path: "\(directory)/\(LogSegment.name(baseOffset, ".index"))", baseOffset: baseOffset,
+                                      mappedBytes: mappedIndexBytes)
+        timeIndex = try TimeIndex(path: "\(directory)/\(LogSegment.name(baseOffset, ".timeindex"))", baseOffset: baseOffset,
+                                  mappedBytes: mappedIndexBytes)
+    }
 }

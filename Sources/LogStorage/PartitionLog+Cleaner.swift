@@ -156,7 +156,7 @@ extension PartitionLog {
             try out.seal()
             try out.flush()
             if out.size == 0 {
-                for f in out.files { try? FileSystem.remove(f) }  // everything in it was removed
+                for f in out.paths { try? FileSystem.remove(f) }  // everything in it was removed
             } else {
                 outputs.append(group[0].baseOffset)
             }
@@ -182,6 +182,7 @@ extension PartitionLog {
             for base in outputs {
                 let s = try LogSegment(directory: directory, baseOffset: base, config: config, nowMs: nowMs)
                 try s.loadClean()
+                try s.seal()  // never active: its files join the bounded cache
                 fresh.append(s)
             }
             segments.replaceSubrange(0..<replaced.count, with: fresh)

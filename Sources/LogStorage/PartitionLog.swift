@@ -91,7 +91,7 @@ public final class PartitionLog: @unchecked Sendable {
             if recovering && !config.compacts, let previous = keep.last, segment.baseOffset != previous.nextOffset {
                 for later in loaded[i...] {
                     logger.warning("recovery drops \(later.logPath): the log before it ends at offset \(previous.nextOffset)")
-                    for f in later.files { try? FileSystem.remove(f) }
+                    for f in later.paths { try? FileSystem.remove(f) }
                 }
                 break
             }
@@ -109,7 +109,7 @@ public final class PartitionLog: @unchecked Sendable {
                     // Later segments cannot follow a hole: drop them.
                     for later in loaded[(i + 1)...] {
                         logger.warning("recovery drops \(later.logPath), which follows a truncated segment")
-                        for f in later.files { try? FileSystem.remove(f) }
+                        for f in later.paths { try? FileSystem.remove(f) }
                     }
                     break
                 }
@@ -281,7 +281,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// holding data past the durable offset, and the offset that becomes durable when they are.
     struct SyncPlan {
         let target: Int64
-        let segments: [LogSegment]
+        /// The dirty segments' open files (held open until the syncs complete) and paths.
+        let segments: [(files: SegmentFiles, path: String)]
     }
 
     enum SyncStep {
@@ -295,7 +296,12 @@ public final class PartitionLog: @unchecked Sendable {
             if let offlineReason { return .failed(.offline(offlineReason)) }
             if _durableOffset >= offset { return .durable }
             if closed { return .failed(.closed) }
-            return .sync(SyncPlan(target: segments.last!.nextOffset, segments: segments.filter { $0.nextOffset > _durableOffset }))
+            do {
+                let dirty = try segments.filter { $0.nextOffset > _durableOffset }.map { (try $0.files(), $0.logPath) }
+                return .sync(SyncPlan(target: segments.last!.nextOffset, segments: dirty))
+            } catch {
+                return .failed(error.at(directory))  // could not reopen a file: nothing was synced, nothing is lost
+            }
         }
     }
 
@@ -422,7 +428,7 @@ public final class PartitionLog: @unchecked Sendable {
                 let allowance = total == 0 && minOneBatch ? max(room, 1) : room
                 guard let (position, length) = try segment.slice(from: offset, maxBytes: allowance, upperBound: bound) else { continue }
                 if total > 0 && length > room { break }
-                let fd = dup(segment.log.descriptor)
+                let fd = dup(try segment.files().log.descriptor)
                 if fd < 0 {
                     for s in slices { Glibc.close(s.descriptor) }
                     throw StorageError.io(Errno.current, path: segment.logPath)
@@ -459,7 +465,7 @@ public final class PartitionLog: @unchecked Sendable {
         do {
             return try lock.withStorageLock { () throws(StorageError) -> (Int64, Int64)? in
                 for segment in segments where segment.maxTimestamp >= timestamp {
-                    var position = try segment.position(of: max(segment.timeIndex.lookup(timestamp), _logStartOffset))?.position ?? 0
+                    var position = try segment.position(of: max(try segment.files().timeIndex.lookup(timestamp), _logStartOffset))?.position ?? 0
                     while let h = try segment.header(at: position) {
                         defer { position += h.bytes }
                         guard h.maxTimestamp >= timestamp else { continue }
@@ -540,7 +546,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Renames a segment's files to `.deleted`; they are unlinked after file.delete.delay.ms.
     func scheduleDelete(_ segment: LogSegment, nowMs: Int64) {
         var renamed: [String] = []
-        for f in segment.files {
+        for f in segment.paths {
             if (try? FileSystem.rename(f, to: f + ".deleted")) != nil { renamed.append(f + ".deleted") }
         }
         pendingDeletes.append((renamed, nowMs + config.fileDeleteDelayMs))
@@ -552,7 +558,7 @@ public final class PartitionLog: @unchecked Sendable {
         try lock.withStorageLock { () throws(StorageError) in
             while segments.count > 1 && segments.last!.baseOffset >= offset {
                 let s = segments.removeLast()
-                for f in s.files { try? FileSystem.remove(f) }
+                for f in s.paths { try? FileSystem.remove(f) }
             }
             try segments.last!.truncate(to: offset)
             _durableOffset = min(_durableOffset, segments.last!.nextOffset)
@@ -580,7 +586,7 @@ public final class PartitionLog: @unchecked Sendable {
     public func delete() {
         lock.withLock {
             closed = true
-            for s in segments { for f in s.files { try? FileSystem.remove(f) } }
+            for s in segments { for f in s.paths { try? FileSystem.remove(f) } }
             for entry in pendingDeletes { for f in entry.files { try? FileSystem.remove(f) } }
             segments.removeAll { _ in false }
         }

@@ -125,3 +125,41 @@ def test_direct_io_as_a_topic_config(sluice):
     got = [m.value for m in c][:len(values)]
     c.close()
     assert got == values
+
+
+def _files_open_into(pid, directory):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_open_segment_files_are_bounded_and_reopened_for_consumers(make_sluice):
+    """sluice.segments.open.max: many rolled segments, few open files; every record still reads."""
+    limit, partitions = 8, 3
+    s = make_sluice([f"sluice.segments.open.max={limit}"]).start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("many-segments", partitions, 1, config={"segment.bytes": "4096"})]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    sent = {q: [] for q in range(partitions)}
+    for i in range(1500):
+        v = b"%05d-" % i + os.urandom(200).hex().encode()
+        p.produce("many-segments", value=v, partition=i % partitions)
+        sent[i % partitions].append(v)
+        if i % 100 == 0:
+            p.flush(10)
+    assert p.flush(20) == 0
+    segments = sum(1 for root, _, files in os.walk(s.log_dir) for f in files if f.endswith(".log") and "many-segments" in root)
+    assert segments > 10 * limit, f"only {segments} segments: the topic did not roll enough to test the bound"
+    for _ in range(2):  # the second pass reopens what the first closed
+        got = read_values(s.bootstrap, "many-segments", partitions)
+        assert {q: [v for _, v in got[q]] for q in got} == sent
+    data_dir = os.path.join(s.log_dir, "many-segments-")
+    open_files = _files_open_into(s.proc.pid, data_dir)
+    # Each open segment holds its .log and two index descriptors; the active ones are extra.
+    assert open_files <= 3 * (limit + limit // 8 + 1 + partitions), f"{open_files} open files for {segments} segments"
