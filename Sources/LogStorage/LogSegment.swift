@@ -115,8 +115,13 @@ final class LogSegment {
         guard position + RecordBatch.headerBytes <= size else { return nil }
         // Scans walk headers batch after batch: read ahead once per window instead of one pread
         // per batch. Bytes below `size` never change until truncation or recovery, which drop it.
+        // A lookup far from the last window (a fetch at a random offset) needs only the span to
+        // the next index entry, so it starts small; windows that follow each other grow to 64 KiB.
         if !(position >= headerWindowStart && position + RecordBatch.headerBytes <= headerWindowStart + headerWindow.count) {
-            let count = min(Self.headerWindowBytes, size - position)
+            let windowEnd = headerWindowStart + headerWindow.count
+            let continues = !headerWindow.isEmpty && position >= headerWindowStart && position <= windowEnd + Self.headerWindowBytes
+            let wanted = continues ? min(Self.headerWindowBytes, 2 * max(headerWindow.count, Self.headerWindowFirstBytes)) : Self.headerWindowFirstBytes
+            let count = min(wanted, size - position)
             let f = try files()
             do { headerWindow = try f.log.read(count: count, at: Int64(position)) } catch { throw error.at(logPath) }
             headerWindowStart = position
@@ -137,6 +142,9 @@ final class LogSegment {
 
     /// Read-ahead for `header(at:)`.
     static let headerWindowBytes = 64 << 10
+    /// The first window of a lookup: covers `index.interval.bytes` (4 KiB by default) past an
+    /// index entry plus the batch header found there.
+    static let headerWindowFirstBytes = 8 << 10
     private var headerWindow: [UInt8] = []
     private var headerWindowStart = 0
 
