@@ -58,5 +58,10 @@ PY
 done
 # Index lookups: random offsets of a 1 GiB log of 1 KiB batches (offset index + header scan).
 rm -rf "$dir/log"
-"$bin" storage stress --log-dir "$dir/log" --durability none --record-bytes 72 --batches 1000000 --segment-bytes 1073741824 \
-    --index-lookups 200000 --summary | python3 -c 'import json,sys; j=json.load(sys.stdin); print(f"index lookup ({j[\"batches\"]} batches of {j[\"batch_bytes\"]} B): p50 {j[\"index_lookup_p50_ns\"]} ns, p99 {j[\"index_lookup_p99_ns\"]} ns")'
+lookups=$("$bin" storage stress --log-dir "$dir/log" --durability none --record-bytes 72 --batches 1000000 \
+    --segment-bytes 1073741824 --index-lookups 200000 --summary)
+python3 - "$lookups" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1])
+print(f"index lookup ({j['batches']} batches of {j['batch_bytes']} B): p50 {j['index_lookup_p50_ns']} ns, p99 {j['index_lookup_p99_ns']} ns")
+PY
