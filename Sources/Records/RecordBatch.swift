@@ -158,6 +158,21 @@ public struct RecordBatch: Sendable, Equatable {
         guard compression != nil else { throw .unknownCompression(attributes) }
         guard deep else { return }
         // Walk every record without building `Record` values: this runs once per produced batch.
+        let body = try recordsBody(decompressedBytesMax: decompressedBytesMax)
+        let count = recordCount
+        let outcome: Result<Void, RecordBatchError> = body.withUnsafeReadableBytes { raw in
+            do throws(RecordBatchError) {
+                try Record.validate(raw, count: count, requireKeys: requireKeys)
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try outcome.get()
+    }
+
+    /// The same checks as `validateForAppend(deep: true)`, through `Record`'s general parser: the
+    /// reference the fast path is tested against.
+    public func validateRecordsByParsing(requireKeys: Bool = false,
+                                         decompressedBytesMax: Int = Compression.decompressedBytesMaxDefault) throws(RecordBatchError) {
         var body = try recordsBody(decompressedBytesMax: decompressedBytesMax)
         for i in 0..<recordCount {
             let delta: Int32
