@@ -41,6 +41,10 @@ public struct BrokerConfig: Sendable {
     /// mappings each) stay open; the least recently used beyond it are closed and reopened on
     /// access. Active segments are always open and not counted.
     public var openSegmentsMax = 2048
+    /// `sluice.socket.receive`: `frames` (a large request body is read from the socket into a
+    /// buffer of its own, never copied in user space) or `cumulation` (NIO's ByteToMessageHandler:
+    /// every frame that spans reads is copied into one growing buffer).
+    public var socketReceive = "frames"
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
@@ -181,6 +185,9 @@ public struct BrokerConfig: Sendable {
         case "sluice.storage.commit.backend":
             guard value == "io_uring" || value == "syscalls" else { throw .invalid("\(key): io_uring or syscalls, not \(value)") }
             commitBackend = value
+        case "sluice.socket.receive":
+            guard value == "frames" || value == "cumulation" else { throw .invalid("\(key): frames or cumulation, not \(value)") }
+            socketReceive = value
         case "sluice.log.level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }
             logLevel = level

@@ -31,7 +31,7 @@ public final class KafkaServer: @unchecked Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.maxMessagesPerRead, value: config.socketReceive == "frames" ? UInt(1) : UInt(16))
             .childChannelInitializer { [broker, logger, connections, inFlight] channel in
                 let host = channel.remoteAddress?.ipAddress ?? "?"
                 guard connections.open(host: host, max: config.maxConnections, maxPerIp: config.maxConnectionsPerIp) else {
@@ -49,7 +49,15 @@ public final class KafkaServer: @unchecked Sendable {
                     if config.connectionsMaxIdleMs > 0 {
                         try sync.addHandler(IdleCloser(idleMs: config.connectionsMaxIdleMs))
                     }
-                    try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
+                    if config.socketReceive == "frames" {
+                        // One read per wake-up: NIO's receive pool keeps the first `maxMessagesPerRead`
+                        // buffers it is given, which must not be large frame bodies.
+                        let state = FrameReceiveState()
+                        try channel.syncOptions?.setOption(.recvAllocator, value: FrameReceiveAllocator(state: state))
+                        try sync.addHandler(FrameReceiver(frames: frames, state: state, lowWater: Self.setReceiveLowWater))
+                    } else {
+                        try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
+                    }
                     try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests,
                                                        inFlight: inFlight, logger: logger))
                 }
@@ -65,6 +73,13 @@ public final class KafkaServer: @unchecked Sendable {
             broker.tickGroups(on: loop)
         }
         return channel.localAddress?.port ?? config.listenerPort
+    }
+
+    /// SO_RCVLOWAT: the socket reports readable once this many bytes are queued (the kernel caps
+    /// it at half the largest receive buffer and still wakes early when the window closes).
+    static func setReceiveLowWater(context: ChannelHandlerContext, bytes: Int) {
+        let option = ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_RCVLOWAT))
+        try? context.channel.syncOptions?.setOption(option, value: SocketOptionValue(min(bytes, Int(Int32.max))))
     }
 
     /// Stops accepting connections and waits (at most `drainMs`) for in-flight requests to be

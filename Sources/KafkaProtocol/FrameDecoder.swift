@@ -34,12 +34,17 @@ public struct FrameDecoder: Sendable {
         self.frameBytesMin = frameBytesMin
     }
 
-    /// The next whole frame's body, or nil until one has arrived.
-    public func nextFrame(from buffer: inout ByteBuffer) throws(FrameError) -> ByteBuffer? {
-        guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return nil }
+    /// Throws unless `size` (a frame's length prefix) is within the bounds.
+    public func check(size: Int32) throws(FrameError) {
         if size < 0 { throw .negativeSize(size) }
         if Int(size) < frameBytesMin { throw .tooSmall(size, minimum: frameBytesMin) }
         if Int(size) > frameBytesMax { throw .tooLarge(size, maximum: frameBytesMax) }
+    }
+
+    /// The next whole frame's body, or nil until one has arrived.
+    public func nextFrame(from buffer: inout ByteBuffer) throws(FrameError) -> ByteBuffer? {
+        guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return nil }
+        try check(size: size)
         guard buffer.readableBytes >= 4 + Int(size) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)
         return buffer.readSlice(length: Int(size))!
