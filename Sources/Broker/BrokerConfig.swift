@@ -45,6 +45,8 @@ public struct BrokerConfig: Sendable {
     /// buffer of its own, never copied in user space) or `cumulation` (NIO's ByteToMessageHandler:
     /// every frame that spans reads is copied into one growing buffer).
     public var socketReceive = "frames"
+    /// `sluice.socket.receive.pool.bytes`: memory kept for recycling those body buffers (process-wide).
+    public var socketReceivePoolBytes = 64 << 20
     public var logLevel: Logger.Level = .info
     /// Defaults for every topic (log.* names map onto topic config names).
     public var logDefaults = LogConfig()
@@ -185,6 +187,7 @@ public struct BrokerConfig: Sendable {
         case "sluice.storage.commit.backend":
             guard value == "io_uring" || value == "syscalls" else { throw .invalid("\(key): io_uring or syscalls, not \(value)") }
             commitBackend = value
+        case "sluice.socket.receive.pool.bytes": socketReceivePoolBytes = Int(try int(0))
         case "sluice.socket.receive":
             guard value == "frames" || value == "cumulation" else { throw .invalid("\(key): frames or cumulation, not \(value)") }
             socketReceive = value

@@ -27,6 +27,7 @@ public final class KafkaServer: @unchecked Sendable {
     /// Binds the listener; returns the bound port (useful with port 0).
     public func start() throws -> Int {
         let config = broker.config
+        BodyPool.setLimit(bytes: config.socketReceivePoolBytes)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -52,7 +53,7 @@ public final class KafkaServer: @unchecked Sendable {
                     if config.socketReceive == "frames" {
                         // One read per wake-up: NIO's receive pool keeps the first `maxMessagesPerRead`
                         // buffers it is given, which must not be large frame bodies.
-                        let state = FrameReceiveState()
+                        let state = FrameReceiveState(bodyAllocator: BodyPool.allocator)
                         try channel.syncOptions?.setOption(.recvAllocator, value: FrameReceiveAllocator(state: state))
                         try sync.addHandler(FrameReceiver(frames: frames, state: state, lowWater: Self.setReceiveLowWater))
                     } else {

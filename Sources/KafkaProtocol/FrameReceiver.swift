@@ -152,10 +152,14 @@ public final class FrameReceiveState: @unchecked Sendable {
     var handedOut = false
     /// Size of ordinary reads (length prefixes, small frames, the start of large ones).
     public let readBytes: Int
+    /// Where armed body buffers come from (nil: the channel's allocator). A recycling allocator
+    /// spares each body the page faults of fresh memory.
+    public let bodyAllocator: ByteBufferAllocator?
 
-    public init(readBytes: Int = 16 * 1024) {
+    public init(readBytes: Int = 16 * 1024, bodyAllocator: ByteBufferAllocator? = nil) {
         precondition(readBytes > 0)
         self.readBytes = readBytes
+        self.bodyAllocator = bodyAllocator
     }
 }
 
@@ -178,7 +182,7 @@ public struct FrameReceiveAllocator: RecvByteBufferAllocator {
         }
         // The prefix stays armed: if this read would block, NIO drops the buffer and the next
         // read starts again from the prefix.
-        var body = allocator.buffer(capacity: armed.size)
+        var body = (state.bodyAllocator ?? allocator).buffer(capacity: armed.size)
         var prefix = armed.prefix
         body.writeBuffer(&prefix)
         state.handedOut = true

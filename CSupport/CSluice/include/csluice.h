@@ -83,6 +83,19 @@ unsigned sluice_ioring_fsync_datasync(void);
 /// Fills `supported` (length IORING_OP_LAST or `count`) with 1/0 per opcode; returns -errno.
 int sluice_uring_probe(struct io_uring *ring, uint8_t *supported, int count);
 
+// ---- request body pool ------------------------------------------------------------------------
+
+/// Large request bodies are read straight from the socket into buffers of their own. Fresh
+/// malloc'd megabytes fault and are zeroed page by page on first touch, which cost more than the
+/// copy they replace; these functions recycle blocks in power-of-two classes (64 KiB to 64 MiB)
+/// up to a byte limit (default 64 MiB) shared by the process. Thread-safe.
+void *sluice_body_pool_alloc(size_t size);
+void *sluice_body_pool_realloc(void *ptr, size_t old_size, size_t new_size);
+void sluice_body_pool_free(void *ptr);
+/// Bytes the pool may keep; lowering it frees cached blocks.
+void sluice_body_pool_set_limit(size_t bytes);
+void sluice_body_pool_stats(uint64_t *hits, uint64_t *misses, uint64_t *cached_bytes);
+
 #ifdef __cplusplus
 }
 #endif
