@@ -63,10 +63,9 @@ experiment: deps bench-deps
 	$(SWIFT) build -c release --product sluice
 	.venv/bin/python Benchmarks/scripts/experiment.py $(PLAN) $(if $(OUT),--out $(OUT))
 
-## Bytes the broker copies in user space while producing and consuming, profiled with
-## valgrind's DHAT (copy mode); writes docs/zero-copy.md.
+## Bytes the broker copies in user space while producing and consuming, counted by an
+## LD_PRELOAD memcpy/memmove tracer (Benchmarks/scripts/copytrace.c); writes docs/zero-copy.md.
 zero-copy: deps bench-deps
-	@command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
 	$(SWIFT) build -c release --product sluice
 	.venv/bin/python Benchmarks/scripts/zero-copy.py
 

@@ -63,8 +63,11 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 state.handedOut = false
                 guard buffer.readableBytes >= armed.size else {
                     // A short read: finish this frame by copying into the buffer we already have.
+                    state.assemblyMissing = armed.size - buffer.readableBytes
                     assembly = buffer
                     assemblySize = armed.size
+                    lowWaterSet = true
+                    lowWater(context, state.assemblyMissing)
                     return
                 }
                 context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: armed.size)!))
@@ -73,6 +76,7 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 var body = context.channel.allocator.buffer(capacity: armed.size)
                 var prefix = armed.prefix
                 body.writeBuffer(&prefix)
+                state.assemblyMissing = armed.size - body.readableBytes
                 assembly = body
                 assemblySize = armed.size
             }
@@ -93,10 +97,15 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
             var part = buffer.readSlice(length: take)!
             body.writeBuffer(&part)
             guard body.readableBytes == assemblySize else {
+                state.assemblyMissing = assemblySize - body.readableBytes
                 assembly = body
                 return
             }
-            assembly = nil
+            state.assemblyMissing = 0
+            if lowWaterSet {
+                lowWaterSet = false
+                lowWater(context, 1)
+            }
             context.fireChannelRead(wrapInboundOut(body))
         }
         while buffer.readableBytes > 0 {
@@ -115,6 +124,7 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 body.writeBuffer(&buffer)
                 assembly = body
                 assemblySize = size
+                state.assemblyMissing = missing
             }
             return
         }
@@ -138,6 +148,7 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
     public func channelInactive(context: ChannelHandlerContext) {
         // A partial frame dies with the connection.
         state.armed = nil
+        state.assemblyMissing = 0
         assembly = nil
         context.fireChannelInactive()
     }
@@ -150,6 +161,11 @@ public final class FrameReceiveState: @unchecked Sendable {
     public internal(set) var armed: (prefix: ByteBuffer, size: Int)?
     /// Set when the allocator has handed the armed buffer to a read; cleared by the next channelRead.
     var handedOut = false
+    /// Bytes still missing from a frame being assembled by copying (after a short read): the next
+    /// ordinary read may be that large, so the rest arrives in one read rather than many.
+    var assemblyMissing = 0
+    /// The largest such read.
+    static let assemblyReadBytesMax = 4 << 20
     /// Size of ordinary reads (length prefixes, small frames, the start of large ones).
     public let readBytes: Int
     /// Where armed body buffers come from (nil: the channel's allocator). A recycling allocator
@@ -178,7 +194,9 @@ public struct FrameReceiveAllocator: RecvByteBufferAllocator {
     public func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
         guard let armed = state.armed else {
             state.handedOut = false
-            return allocator.buffer(capacity: state.readBytes)
+            guard state.assemblyMissing > state.readBytes else { return allocator.buffer(capacity: state.readBytes) }
+            let size = min(state.assemblyMissing, FrameReceiveState.assemblyReadBytesMax)
+            return (state.bodyAllocator ?? allocator).buffer(capacity: size)
         }
         // The prefix stays armed: if this read would block, NIO drops the buffer and the next
         // read starts again from the prefix.

@@ -107,7 +107,7 @@ struct FrameReceiverTests {
         let body = Self.body(40_000, seed: 11)
         let tail = [Self.body(10, seed: 12), Self.body(3000, seed: 13)]
         let stream = Self.frame(body) + tail.flatMap(Self.frame)
-        let (channel, state, _) = try Self.channel()
+        let (channel, state, low) = try Self.channel()
         let allocator = FrameReceiveAllocator(state: state)
         var first = allocator.buffer(allocator: channel.allocator)
         first.writeBytes(stream[0..<64])
@@ -117,6 +117,8 @@ struct FrameReceiverTests {
         try channel.writeInbound(armed)
         #expect(try Self.drain(channel).isEmpty)
         #expect(state.armed == nil)
+        #expect(low.calls.last == body.count - (20_000 - 4))  // the remainder should come in one read
+        #expect(allocator.buffer(allocator: channel.allocator).writableBytes >= body.count - (20_000 - 4))
         var offset = 20_000
         while offset < stream.count {
             var next = allocator.buffer(allocator: channel.allocator)
@@ -126,6 +128,7 @@ struct FrameReceiverTests {
             try channel.writeInbound(next)
         }
         #expect(try Self.drain(channel).map { Array($0.readableBytesView) } == [body] + tail)
+        #expect(low.calls.last == 1)
         _ = try channel.finish()
     }
 
