@@ -169,6 +169,11 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var ready: [Int: ResponseFrame?] = [:]
     private var readsPaused = false
     private var closing = false
+    /// True between a read's first channelRead and its channelReadComplete: responses ready by
+    /// then are flushed once, together, at channelReadComplete (one writev for a burst of
+    /// pipelined requests instead of one per response).
+    private var reading = false
+    private var flushPending = false
 
     init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: ConnectionCounter, logger: Logger) {
         self.inFlightTotal = inFlight
@@ -182,6 +187,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
+        reading = true
         let frame = unwrapInboundIn(data)
         let sequence = nextSequence
         nextSequence += 1
@@ -205,6 +211,15 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
         if inFlight >= queuedMax && !readsPaused {
             readsPaused = true
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -232,7 +247,9 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
             }
             nextToWrite += 1
         }
-        if wrote { context.flush() }
+        if wrote {
+            if reading { flushPending = true } else { context.flush() }
+        }
         if readsPaused && inFlight < queuedMax {
             readsPaused = false
             context.read()

@@ -51,15 +51,21 @@ public struct LogConfig: Sendable, Equatable {
         "remote.storage.enable": "false", "local.retention.ms": "-2", "local.retention.bytes": "-2",
     ]
     /// Values of the accepted-but-inactive configs that differ from their defaults.
-    public var accepted: [String: String] = [:]
+    public var accepted: [String: String] = [:] {
+        didSet { (compacts, deletesByRetention) = Self.policyFlags(value("cleanup.policy")) }
+    }
 
     // Compaction settings (kept as strings with the accepted configs, read typed here).
     private func value(_ name: String) -> String { accepted[name] ?? Self.acceptedDefaults[name]! }
-    private var policy: Set<Substring> { Set(value("cleanup.policy").split(separator: ",").map { $0.filter { $0 != " " } }) }
+    // `cleanup.policy`, parsed once whenever it changes: the produce path asks on every request.
+    private static func policyFlags(_ policy: String) -> (compacts: Bool, deletes: Bool) {
+        let parts = Set(policy.split(separator: ",").map { $0.filter { $0 != " " } })
+        return (parts.contains("compact"), parts.contains("delete"))
+    }
     /// `cleanup.policy` contains `compact`.
-    public var compacts: Bool { policy.contains("compact") }
+    public private(set) var compacts = false
     /// `cleanup.policy` contains `delete` (retention by time and size applies).
-    public var deletesByRetention: Bool { policy.contains("delete") }
+    public private(set) var deletesByRetention = true
     /// `delete.retention.ms`: how long tombstones (and removable markers) outlive their first cleaning.
     public var deleteRetentionMs: Int64 { Int64(value("delete.retention.ms")) ?? 86_400_000 }
     /// `min.compaction.lag.ms`: records younger than this are not compacted.
