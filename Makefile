@@ -92,6 +92,9 @@ FUZZ_TARGETS = FuzzRequest FuzzRecordBatch FuzzBroker
 FUZZ_SCRATCH ?= .build-fuzz
 FUZZ_FLAGS ?= -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 fuzz-build:
+	@# SwiftPM does not notice files added to a path dependency (the main package) in a scratch
+	@# directory it has planned before; dropping the cached plan makes it look again.
+	@rm -f $(FUZZ_SCRATCH)/release.yaml $(FUZZ_SCRATCH)/release/description.json
 	$(SWIFT) build -c release --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) $(FUZZ_FLAGS)
 
 fuzz: deps fuzz-build
