@@ -89,9 +89,19 @@ public final class Broker: @unchecked Sendable {
         LogManager.openSegmentsLimit = config.openSegmentsMax
         logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
-        groups = try GroupCoordinator(logManager: logManager, config: config.logDefaults, limits: config.groupLimits,
-                                      partitions: config.offsetsTopicPartitions, logger: logger)
-        transactions = try TransactionCoordinator(logManager: logManager, config: config.logDefaults,
+        // The internal topics are created at start, 50 partitions each: they take Kafka's own
+        // segment sizes and are never preallocated (log.preallocate would otherwise reserve
+        // 100 segments of log.segment.bytes before the first client connects).
+        func internalConfig(segmentBytes: Int) -> LogConfig {
+            var c = config.logDefaults
+            c.segmentBytes = segmentBytes
+            c.preallocate = false
+            return c
+        }
+        groups = try GroupCoordinator(logManager: logManager, config: internalConfig(segmentBytes: config.offsetsTopicSegmentBytes),
+                                      limits: config.groupLimits, partitions: config.offsetsTopicPartitions, logger: logger)
+        transactions = try TransactionCoordinator(logManager: logManager,
+                                                  config: internalConfig(segmentBytes: config.transactionStateSegmentBytes),
                                                   partitions: config.transactionStatePartitions, logger: logger)
         let known = Set(metadata.topics.map(\.name))
         let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]

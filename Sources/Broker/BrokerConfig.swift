@@ -56,6 +56,11 @@ public struct BrokerConfig: Sendable {
     public var producerIdExpirationMs: Int64 = 86_400_000
     /// offsets.topic.num.partitions (Kafka's default).
     public var offsetsTopicPartitions: Int32 = 50
+    /// offsets.topic.segment.bytes (Kafka's default, 100 MiB; the broker's segment.bytes does
+    /// not apply to this compacted, small topic).
+    public var offsetsTopicSegmentBytes = 104_857_600
+    /// transaction.state.log.segment.bytes (Kafka's default, 100 MiB).
+    public var transactionStateSegmentBytes = 104_857_600
     /// offsets.retention.minutes (Kafka's default: 7 days).
     public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
     /// transaction.state.log.num.partitions (Kafka's default; fixed once the topic exists).
@@ -162,6 +167,8 @@ public struct BrokerConfig: Sendable {
         case "log.roll.hours": try setTopicDefault("segment.ms", String(try int(1) * 3_600_000))
         case "producer.id.expiration.ms": producerIdExpirationMs = try int(1)
         case "offsets.topic.num.partitions": offsetsTopicPartitions = Int32(try int(1))
+        case "offsets.topic.segment.bytes": offsetsTopicSegmentBytes = Int(try int(14))
+        case "transaction.state.log.segment.bytes": transactionStateSegmentBytes = Int(try int(14))
         case "offsets.retention.minutes": offsetsRetentionMs = try int(1) * 60_000
         case "offsets.retention.ms": offsetsRetentionMs = try int(1)
         case "transaction.state.log.num.partitions": transactionStatePartitions = Int32(try int(1))

@@ -163,3 +163,28 @@ def test_open_segment_files_are_bounded_and_reopened_for_consumers(make_sluice):
     open_files = _files_open_into(s.proc.pid, data_dir)
     # Each open segment holds its .log and two index descriptors; the active ones are extra.
     assert open_files <= 3 * (limit + limit // 8 + 1 + partitions), f"{open_files} open files for {segments} segments"
+
+
+def _allocated_bytes(path):
+    return os.stat(path).st_blocks * 512
+
+
+def test_preallocate_reserves_user_segments_but_not_the_internal_topics(make_sluice):
+    """log.preallocate=true fallocates each new user segment to segment.bytes; the 100 internal
+    partitions created at start are left alone (they once reserved 100 GiB and filled the disk)."""
+    segment = 32 << 20
+    s = make_sluice(["log.preallocate=true", f"log.segment.bytes={segment}"]).start()
+    p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0})
+    values = [b"pre-%04d-" % i + os.urandom(100).hex().encode() for i in range(300)]
+    for v in values:
+        p.produce("prealloc", value=v, partition=0)
+    assert p.flush(20) == 0
+    active = os.path.join(s.log_dir, "prealloc-0", "0" * 20 + ".log")
+    assert _allocated_bytes(active) >= segment, "the user segment was not preallocated"
+    assert os.path.getsize(active) < segment, "preallocation must not change the file's size"
+    internal = [os.path.join(root, f) for root, _, files in os.walk(s.log_dir) for f in files
+                if f.endswith(".log") and ("__consumer_offsets" in root or "__transaction_state" in root)]
+    assert len(internal) == 100, f"expected 50 + 50 internal partitions, found {len(internal)} logs"
+    assert sum(_allocated_bytes(f) for f in internal) < (1 << 20), "internal topics were preallocated"
+    got = read_values(s.bootstrap, "prealloc", 1)
+    assert [v for _, v in got[0]] == values
