@@ -9,7 +9,8 @@ import Glibc
 /// O_DIRECT moves whole 4 KiB blocks between aligned memory and 4 KiB-aligned file offsets, but
 /// batches have any length. So the writer keeps the segment's last, partial block in aligned
 /// memory, and each append writes that block again followed by the new batches, zero-padded to
-/// the next block boundary: one `pwrite` per append, no read-modify-write. Until the segment is
+/// the next block boundary: one `pwrite` per append (per 1 MiB piece of a larger one), no
+/// read-modify-write. Until the segment is
 /// sealed (and truncated to its size) the file may end in up to 4095 zero bytes; a zero batch
 /// header is invalid, so clean loading and recovery both stop there.
 ///
@@ -20,12 +21,14 @@ import Glibc
 final class DirectWriter {
     let file: FileHandle
     /// `staging[0..<tailBytes]` holds the file's bytes from `tailStart` (a block boundary) to the end.
-    private let staging = AlignedBuffer(capacity: 64 << 10)
+    /// Appends larger than it are written in `stagingBytes` pieces.
+    private let staging = AlignedBuffer(capacity: DirectWriter.stagingBytes)
     private var tailStart = 0
     private var tailBytes = 0
     private var tailLoaded = false
-    /// Larger staging buffers (appends of big batches) are given back after the append.
-    static let retainedCapacity = 256 << 10
+    /// A default-size maximal batch (max.message.bytes, 1 MiB) plus the tail block fits in one
+    /// piece. Memory is touched as it is written, so a partition with small batches uses little.
+    static let stagingBytes = (1 << 20) + (64 << 10)
 
     init(path: String) throws(Errno) {
         file = try FileHandle.open(path, [.writeOnly, .direct])
@@ -45,35 +48,52 @@ final class DirectWriter {
             }
             tailLoaded = true
         }
-        let incoming = batches.reduce(0) { $0 + $1.byteCount }
-        let end = tailBytes + incoming
-        let padded = AlignedBuffer.rounded(end)
-        staging.reserve(padded, keeping: tailBytes)
+        // The batches stream through the staging buffer, which never grows: each time it is full
+        // its blocks are written and it starts again at the next file offset. Growing it for a
+        // large append cost a fresh allocation whose pages faulted in and were zeroed every time.
+        let capacity = staging.capacity
+        var fileOffset = start  // where staging[0] goes
         var at = tailBytes
-        for batch in batches {
-            batch.withParts { prefix, rest in
-                (staging.pointer + at).copyMemory(from: prefix.baseAddress!, byteCount: prefix.count)
-                if let base = rest.baseAddress { (staging.pointer + at + prefix.count).copyMemory(from: base, byteCount: rest.count) }
-            }
-            at += batch.byteCount
-        }
-        memset(staging.pointer + end, 0, padded - end)
         do {
-            try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: padded), at: Int64(start))
+            for batch in batches {
+                try batch.withParts { (prefix, rest) throws(Errno) in
+                    for part in [prefix, rest] {
+                        guard var source = part.baseAddress else { continue }
+                        var left = part.count
+                        while left > 0 {
+                            let n = min(left, capacity - at)
+                            (staging.pointer + at).copyMemory(from: source, byteCount: n)
+                            at += n
+                            source += n
+                            left -= n
+                            if at == capacity {
+                                try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: capacity), at: Int64(fileOffset))
+                                fileOffset += capacity
+                                at = 0
+                            }
+                        }
+                    }
+                }
+            }
+            let padded = AlignedBuffer.rounded(at)
+            if padded > 0 {
+                memset(staging.pointer + at, 0, padded - at)
+                try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: padded), at: Int64(fileOffset))
+            }
         } catch {
             tailLoaded = false  // the staging bytes past the old tail are no longer trusted
             throw error
         }
         // The new partial block moves to the front for the next append.
-        let newSize = size + incoming
+        let newSize = fileOffset + at
         let newStart = newSize & ~(block - 1)
         let newTail = newSize - newStart
-        if newTail > 0 && newStart != start {
-            staging.pointer.copyMemory(from: staging.pointer + (newStart - start), byteCount: newTail)
+        if newTail > 0 && newStart != fileOffset {
+            staging.pointer.copyMemory(from: staging.pointer + (newStart - fileOffset), byteCount: newTail)
         }
         tailStart = newStart
         tailBytes = newTail
-        if staging.capacity > Self.retainedCapacity { staging.resize(Self.retainedCapacity, keeping: tailBytes) }
+        assert(newSize == size + batches.reduce(0) { $0 + $1.byteCount }, "direct append lost track of its bytes")
     }
 
     /// Forgets the cached tail (after truncation or recovery changed the file).

@@ -90,5 +90,39 @@ struct DirectIOTests {
         try manager.shutdown(nowMs: 0)
         #expect(SegmentChecker.check(directory: log.directory, startOffset: 0).problems.isEmpty)
     }
-}
 
+    @Test("appends larger than the staging buffer are written in pieces and read back intact")
+    func largeAppendsInPieces() throws {
+        var logs: [PartitionLog] = []
+        var managers: [LogManager] = []
+        var dirs: [TempDir] = []
+        for mode in [LogConfig.IOMode.buffered, .direct] {
+            var config = Self.config(mode)
+            config.segmentBytes = 32 << 20
+            config.maxMessageBytes = 8 << 20
+            let dir = TempDir()
+            dirs.append(dir)
+            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+            managers.append(manager)
+            let log = try manager.createLog(topic: "big", partition: 0, config: config, nowMs: 0)
+            // An unaligned tail first, then single batches of 1.2x and 3x the staging buffer, and
+            // one call carrying several batches whose total crosses it twice.
+            _ = try log.append([makeBatch(1, tag: "lead", valueBytes: 777)], nowMs: 0)
+            let staging = DirectWriter.stagingBytes
+            _ = try log.append([makeBatch(3, tag: "one", valueBytes: staging * 2 / 5)], nowMs: 0)
+            _ = try log.append([makeBatch(6, tag: "two", valueBytes: staging / 2)], nowMs: 0)
+            _ = try log.append((0..<9).map { makeBatch(2, tag: "many\($0)", valueBytes: staging / 7 + $0) }, nowMs: 0)
+            _ = try log.append([makeBatch(1, tag: "tail", valueBytes: 5)], nowMs: 0)
+            logs.append(log)
+        }
+        #expect(logs[1].logEndOffset == logs[0].logEndOffset)
+        #expect(try logs[1].read(from: 0, maxBytes: 64 << 20).records == logs[0].read(from: 0, maxBytes: 64 << 20).records)
+        #expect(try readAll(logs[1]).map(\.1) == readAll(logs[0]).map(\.1))
+        for (manager, log) in zip(managers, logs) {
+            try manager.shutdown(nowMs: 0)
+            let report = SegmentChecker.check(directory: log.directory, startOffset: 0)
+            #expect(report.problems.isEmpty, "\(report.problems)")
+            #expect(report.records == log.logEndOffset)
+        }
+    }
+}
