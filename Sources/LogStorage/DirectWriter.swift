@@ -27,7 +27,7 @@ final class DirectWriter {
     private var tailBytes = 0
     private var tailLoaded = false
     /// A default-size maximal batch (max.message.bytes, 1 MiB) plus the tail block fits in one
-    /// piece. Memory is touched as it is written, so a partition with small batches uses little.
+    /// piece. Every active direct-mode segment holds one such buffer.
     static let stagingBytes = (1 << 20) + (64 << 10)
 
     init(path: String) throws(Errno) {
@@ -54,25 +54,27 @@ final class DirectWriter {
         let capacity = staging.capacity
         var fileOffset = start  // where staging[0] goes
         var at = tailBytes
+        func stage(_ part: UnsafeRawBufferPointer) throws(Errno) {
+            guard var source = part.baseAddress else { return }
+            var left = part.count
+            while left > 0 {
+                let n = min(left, capacity - at)
+                (staging.pointer + at).copyMemory(from: source, byteCount: n)
+                at += n
+                source += n
+                left -= n
+                if at == capacity {
+                    try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: capacity), at: Int64(fileOffset))
+                    fileOffset += capacity
+                    at = 0
+                }
+            }
+        }
         do {
             for batch in batches {
                 try batch.withParts { (prefix, rest) throws(Errno) in
-                    for part in [prefix, rest] {
-                        guard var source = part.baseAddress else { continue }
-                        var left = part.count
-                        while left > 0 {
-                            let n = min(left, capacity - at)
-                            (staging.pointer + at).copyMemory(from: source, byteCount: n)
-                            at += n
-                            source += n
-                            left -= n
-                            if at == capacity {
-                                try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: capacity), at: Int64(fileOffset))
-                                fileOffset += capacity
-                                at = 0
-                            }
-                        }
-                    }
+                    try stage(prefix)
+                    try stage(rest)
                 }
             }
             let padded = AlignedBuffer.rounded(at)
