@@ -360,3 +360,19 @@ def test_offsets_topic_partitions_is_configurable(make_sluice):
     s.start()
     assert c.committed([TopicPartition("few", 0)], timeout=10)[0].offset == 1
     c.close()
+
+
+def test_offsets_topic_segment_bytes_rolls_the_offsets_log(make_sluice):
+    """offsets.topic.segment.bytes sizes __consumer_offsets' segments (not log.segment.bytes):
+    with 16 KiB segments, a few hundred commits roll it, and the last commit survives a restart."""
+    s = make_sluice(FAST + ["offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=16384"]).start()
+    setup_topic(s.bootstrap, "seg", partitions=1, count=1)
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "seg-g"})
+    for i in range(1, 401):
+        c.commit(offsets=[TopicPartition("seg", 0, i, metadata="m" * 40)], asynchronous=False)
+    logs = [f for f in os.listdir(os.path.join(s.log_dir, "__consumer_offsets-0")) if f.endswith(".log")]
+    assert len(logs) >= 3, f"400 commits of ~100 bytes did not roll 16 KiB segments: {logs}"
+    s.stop()
+    s.start()
+    assert c.committed([TopicPartition("seg", 0)], timeout=10)[0].offset == 400
+    c.close()
