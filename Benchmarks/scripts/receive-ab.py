@@ -4,7 +4,11 @@ read from the socket into buffers of their own) and `=cumulation` (NIO's ByteToM
 which copies every frame that spans reads). The modes alternate, each run on a fresh broker, so
 drift on a shared machine hits both alike.
 
-Usage: Benchmarks/scripts/receive-ab.py [ROUNDS]   (default 3; needs `make release`)
+Any two broker overrides can be compared the same way, e.g. the I/O modes:
+    Benchmarks/scripts/receive-ab.py 3 sluice.io.mode=buffered sluice.io.mode=direct
+
+Usage: Benchmarks/scripts/receive-ab.py [ROUNDS [OVERRIDE_A OVERRIDE_B]]   (default 3 rounds of
+sluice.socket.receive=frames against =cumulation; needs `make release`)
 """
 import os
 import statistics
@@ -22,6 +26,9 @@ COMMON = ["--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    if len(sys.argv) not in (1, 2, 4):
+        sys.exit(__doc__)
+    a, b = sys.argv[2:4] if len(sys.argv) == 4 else ("sluice.socket.receive=frames", "sluice.socket.receive=cumulation")
     binary = os.path.join(C.ROOT, ".build", "release", "sluice")
     if not os.path.exists(binary):
         sys.exit("receive-ab: build the release binary first (make release)")
@@ -29,10 +36,10 @@ def main():
     libdir = C.librdkafka_dir()
     broker = C.sluice(binary, os.path.join("/var/tmp", f"sluice-receive-ab-{os.getpid()}"))
     for name, args in WORKLOADS:
-        results = {"frames": [], "cumulation": []}
+        results = {a: [], b: []}
         for r in range(rounds):
-            for mode in ("frames", "cumulation") if r % 2 == 0 else ("cumulation", "frames"):
-                broker.start([f"sluice.socket.receive={mode}"])
+            for mode in (a, b) if r % 2 == 0 else (b, a):
+                broker.start([mode])
                 try:
                     C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
                     before = broker.cpu_seconds()
@@ -43,11 +50,11 @@ def main():
                 per_record = 1e6 * cpu / out["records"]
                 per_gb = cpu / (out["bytes"] / 1e9)
                 results[mode].append((out["mb_per_s"], per_record, per_gb))
-                print(f"{name:24} {mode:10} {out['mb_per_s']:8.1f} MB/s  broker CPU {per_record:.3f} us/record  "
+                print(f"{name:24} {mode:34} {out['mb_per_s']:8.1f} MB/s  broker CPU {per_record:.3f} us/record  "
                       f"{per_gb:.3f} s/GB", flush=True)
-        f = [statistics.mean(x[2] for x in results["frames"]), statistics.mean(x[0] for x in results["frames"])]
-        c = [statistics.mean(x[2] for x in results["cumulation"]), statistics.mean(x[0] for x in results["cumulation"])]
-        print(f"{name}: mean CPU-s/GB frames {f[0]:.3f} vs cumulation {c[0]:.3f} (ratio {f[0] / c[0]:.2f}); "
+        f = [statistics.mean(x[2] for x in results[a]), statistics.mean(x[0] for x in results[a])]
+        c = [statistics.mean(x[2] for x in results[b]), statistics.mean(x[0] for x in results[b])]
+        print(f"{name}: mean CPU-s/GB {a} {f[0]:.3f} vs {b} {c[0]:.3f} (ratio {f[0] / c[0]:.2f}); "
               f"MB/s {f[1]:.0f} vs {c[1]:.0f}", flush=True)
 
 
