@@ -345,6 +345,9 @@ public final class PartitionLog: @unchecked Sendable {
                     var bytes = try segment.readBytes(position: position, length: length)
                     records.writeBuffer(&bytes)
                     if records.readableBytes >= maxBytes { break }
+                    // A slice cut short by `maxBytes` ends the read: the next segment's batches
+                    // come after the ones it left out, and a read never skips offsets.
+                    if position + length < segment.size { break }
                 }
                 return ReadResult(records: records, logStartOffset: _logStartOffset, logEndOffset: end)
             }
@@ -436,6 +439,7 @@ public final class PartitionLog: @unchecked Sendable {
                 slices.append(FileSlice(descriptor: fd, position: Int64(position), length: length))
                 total += length
                 if total >= maxBytes { break }
+                if position + length < segment.size { break }  // cut short: never skip to the next segment
             }
             return (slices, total)
         }

@@ -17,6 +17,35 @@ struct PartitionLogTests {
         return c
     }
 
+    @Test("a read cut short by maxBytes never continues in the next segment (no skipped offsets)")
+    func cutReadStopsAtTheSegment() throws {
+        let dir = TempDir()
+        // Segment 0: three batches of about 3 KB; the fourth append rolls to a small one.
+        let big = (0..<3).map { makeBatch(1, tag: "big\($0)", valueBytes: 3000) }
+        var config = Self.smallConfig()
+        config.segmentBytes = big.reduce(0) { $0 + $1.byteCount } + 1
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "t", partition: 0, config: config, nowMs: 0)
+        for batch in big { _ = try log.append([batch], nowMs: 0) }
+        _ = try log.append([makeBatch(1, tag: "small", valueBytes: 10)], nowMs: 0)
+        #expect(log.segmentCount == 2)
+        // 7,000 bytes hold the first two batches; the room left would fit the next segment's
+        // small batch, but offset 2 comes first.
+        var read = RecordBatchSequence(try log.read(from: 0, maxBytes: 7000).records)
+        var offsets: [Int64] = []
+        while let b = read.next() { offsets.append(b.baseOffset) }
+        #expect(offsets == [0, 1])
+        let slices = try log.readSlices(from: 0, maxBytes: 7000)
+        defer { for s in slices.slices { close(s.descriptor) } }
+        #expect(slices.slices.count == 1)
+        #expect(slices.bytes < 7000 && slices.bytes > 6000)
+        // A read that reaches the segment's end goes on into the next one.
+        var all = RecordBatchSequence(try log.read(from: 0, maxBytes: 1 << 20).records)
+        offsets = []
+        while let b = all.next() { offsets.append(b.baseOffset) }
+        #expect(offsets == [0, 1, 2, 3])
+    }
+
     @Test("appends get contiguous offsets across rolls, and every record reads back")
     func appendRollRead() throws {
         let dir = TempDir()
