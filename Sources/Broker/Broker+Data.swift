@@ -14,16 +14,16 @@ extension Broker {
         let request = try ProduceRequest.decode(from: &body, version: context.version)
         // Appends run here, on the connection's event loop, so that pipelined requests of one
         // connection are appended in the order they were sent. Page-cache writes are quick; the
-        // fsyncs that durability `ack` needs go to the group committer, which syncs every
-        // partition that is waiting in one io_uring submission.
+        // fsyncs that durability `ack` needs, and direct mode's writes, go to the group committer,
+        // which handles every partition that is waiting in one io_uring submission.
         let (response, flushes) = produce(request, version: context.version)
         if flushes.isEmpty {
             return context.eventLoop.makeSucceededFuture(request.acks == 0 ? nil : frame(response, context))
         }
         let promise = context.eventLoop.makePromise(of: ProduceResponse.self)
         let pending = NIOLockedValueBox((left: flushes.count, failed: [(Int, Int)]()))
-        for (log, offset, topicIndex, partitionIndex) in flushes {
-            committer.sync(log, upTo: offset) { [self] result in
+        for (log, offset, durable, topicIndex, partitionIndex) in flushes {
+            committer.sync(log, upTo: offset, durable: durable) { [self] result in
                 if case .failure(let error) = result { logger.error("flush of \(log.name) failed: \(error)") }
                 let finished = pending.withLockedValue { p -> [(Int, Int)]? in
                     if case .failure = result { p.failed.append((topicIndex, partitionIndex)) }
@@ -35,15 +35,17 @@ extension Broker {
                 for (t, p) in failed {
                     response.responses[t].partitionResponses[p].errorCode = ErrorCode.kafkaStorageError.rawValue
                 }
-                fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable offset
+                fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable (or written) offset
                 promise.succeed(response)
             }
         }
         return promise.futureResult.map { [self] response in request.acks == 0 ? nil : frame(response, context) }
     }
 
-    private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Int, Int)]) {
-        var flushes: [(PartitionLog, Int64, Int, Int)] = []
+    /// The response, and what must happen before it is sent: (log, offset, durable, topic index,
+    /// partition index) for every append that waits for its write (direct mode) or fsync.
+    private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Bool, Int, Int)]) {
+        var flushes: [(PartitionLog, Int64, Bool, Int, Int)] = []
         var appended: [String] = []
         let now = currentTimeMs()
         var response = ProduceResponse()
@@ -78,15 +80,15 @@ extension Broker {
                                                                firstSequence: batch.baseSequence, lastSequence: batch.lastSequence) ?? .append
                             switch verdict {
                             case .append:
-                                let r = try log.append([batch], nowMs: now, deferFlush: true)
+                                let r = try log.append([batch], nowMs: now, deferFlush: true, deferWrite: true)
                                 metrics.bytesIn.increment(by: batch.byteCount)
                                 metrics.messagesIn.increment(by: Int(batch.recordCount))
                                 state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
                                                       firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
                                                       firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now,
                                                       transactional: batch.isTransactional)
-                                if r.needsFlush {
-                                    flushes.append((log, r.lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                                if r.needsFlush || r.needsWrite {
+                                    flushes.append((log, r.lastOffset + 1, r.needsFlush, response.responses.count, topicResponse.partitionResponses.count))
                                 }
                                 result.baseOffset = r.baseOffset
                                 result.logAppendTimeMs = r.logAppendTime
@@ -96,8 +98,9 @@ extension Broker {
                                 // A retry of a batch already in the log: answer with its offsets.
                                 result.baseOffset = firstOffset
                                 result.logStartOffset = log.logStartOffset
-                                if log.durableOffset <= lastOffset && log.currentConfig.durability == .ack {
-                                    flushes.append((log, lastOffset + 1, response.responses.count, topicResponse.partitionResponses.count))
+                                let ack = log.currentConfig.durability == .ack
+                                if (ack && log.durableOffset <= lastOffset) || log.writtenOffset <= lastOffset {
+                                    flushes.append((log, lastOffset + 1, ack, response.responses.count, topicResponse.partitionResponses.count))
                                 }
                             case .outOfOrderSequence(let expected, let got):
                                 fail(.outOfOrderSequenceNumber, "expected sequence \(expected), got \(got)")

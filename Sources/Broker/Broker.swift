@@ -337,10 +337,11 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// High watermark: everything appended, or with durability `ack` everything on disk — a
-    /// consumer never sees a record that a crash could take back.
+    /// High watermark: everything appended (in direct mode: written to the segment file, which
+    /// is where the fetch reads it), or with durability `ack` everything on disk — a consumer
+    /// never sees a record that a crash could take back.
     func highWatermark(_ log: PartitionLog) -> Int64 {
-        log.currentConfig.durability == .ack ? log.durableOffset : log.logEndOffset
+        log.currentConfig.durability == .ack ? log.durableOffset : log.writtenOffset
     }
 }
 

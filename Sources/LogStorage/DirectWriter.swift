@@ -1,103 +1,247 @@
+import Foundation
 import Records
 import SystemIO
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The O_DIRECT append path of one active segment (`sluice.io.mode=direct`).
+/// The O_DIRECT append path of one active segment (`sluice.io.mode=direct`), with write-behind.
 ///
-/// O_DIRECT moves whole 4 KiB blocks between aligned memory and 4 KiB-aligned file offsets, but
-/// batches have any length. So the writer keeps the segment's last, partial block in aligned
-/// memory, and each append writes that block again followed by the new batches, zero-padded to
-/// the next block boundary: one `pwrite` per append (per 1 MiB piece of a larger one), no
-/// read-modify-write. Until the segment is
-/// sealed (and truncated to its size) the file may end in up to 4095 zero bytes; a zero batch
-/// header is invalid, so clean loading and recovery both stop there.
+/// An append copies its batches into aligned memory (`staging`) and returns. A write then sends
+/// everything staged since the last one: the block holding the written end goes through the
+/// page cache, whole (its old bytes as they are, then the new ones), and the blocks after it go
+/// with one O_DIRECT write, zero-padded to the next block boundary. The broker's writes run on the group-commit threads'
+/// io_uring (`GroupCommitter`), one write in flight per segment, so appends that arrive while
+/// one is in flight go out together in the next. `written` says how far the file holds the log;
+/// readers and the high watermark stop there.
 ///
-/// A torn write cannot damage data written before: the bytes of the rewritten block below the
-/// old end are rewritten with identical contents, so whichever of its sectors reach the disk the
-/// prefix reads the same. Only the new batches can be torn, and their CRC-32C shows it at
-/// recovery, which truncates there.
-final class DirectWriter {
-    let file: FileHandle
-    /// `staging[0..<tailBytes]` holds the file's bytes from `tailStart` (a block boundary) to the end.
-    /// Appends larger than it are written in `stagingBytes` pieces.
+/// Why the partial block goes through the page cache: readers (header scans, sendfile) read
+/// through the page cache, and may have cached the block holding the written end. An O_DIRECT
+/// write over a cached page races with those readers (the kernel's invalidation of the page can
+/// lose), and a reader could then see the old page. O_DIRECT here only writes blocks at or
+/// beyond the file's size, which nobody can have cached, and the page cache keeps the partial
+/// block coherent for everyone. The block is written whole so that the kernel never has to
+/// read it from the disk first (a partial write of an uncached page does), which cost a disk
+/// read per append.
+///
+/// Until the segment is sealed (and truncated to its size) the file may end in up to 4095 bytes
+/// past the last batch: zeros, or the start of a batch staged while a write was in flight (its
+/// padding came from the same memory). A zero batch header is invalid and a partial batch fails
+/// its length or CRC-32C check, so clean loading and recovery both stop there.
+///
+/// A torn write cannot damage data written before: the only block holding old bytes that a write
+/// touches is the partial one, written back whole from the page cache with its old bytes as they
+/// were, so whichever of its sectors reach the disk the prefix reads the same. Only the new
+/// batches can be torn, and their CRC-32C shows it at recovery, which truncates there.
+final class DirectWriter: @unchecked Sendable {
+    /// The O_DIRECT descriptor, and a buffered one of the same file for the partial block.
+    let file: SystemIO.FileHandle
+    let pageCache: SystemIO.FileHandle
     private let staging = AlignedBuffer(capacity: DirectWriter.stagingBytes)
-    private var tailStart = 0
-    private var tailBytes = 0
-    private var tailLoaded = false
-    /// A default-size maximal batch (max.message.bytes, 1 MiB) plus the tail block fits in one
-    /// piece. Every active direct-mode segment holds one such buffer.
-    static let stagingBytes = (1 << 20) + (64 << 10)
+    /// Two default-size maximal batches (max.message.bytes, 1 MiB) fit with room to spare: one
+    /// in flight while the next is staged. Every active direct-mode segment holds one such buffer.
+    static let stagingBytes = 4 << 20
+
+    /// Guards everything below; appenders wait on it for room, `drain` for a write in flight.
+    private let condition = NSCondition()
+    /// `staging[0..<filled]` holds the file's bytes from `bufferStart` (a block boundary) on.
+    private var bufferStart = 0
+    private var filled = 0
+    /// False until the first append (and after `invalidate`): the segment's size is the truth.
+    private var loaded = false
+    /// A write of staged bytes is in flight (their memory must not move).
+    private var writing = false
+    private var writtenBytes = 0
+    private var writtenNextOffset: Int64 = 0
+    /// Per append: where its bytes end and the offset after it, until they are written.
+    private var marks: [(end: Int, nextOffset: Int64)] = []
+    /// A failed write: the staged bytes cannot be trusted to reach the file, so nothing more is.
+    private var failure: Errno?
 
     init(path: String) throws(Errno) {
-        file = try FileHandle.open(path, [.writeOnly, .direct])
+        file = try SystemIO.FileHandle.open(path, [.writeOnly, .direct])
+        pageCache = try SystemIO.FileHandle.open(path, [.writeOnly])
     }
 
-    /// Writes `batches` at `size` (the segment's valid length), reading the partial block that
-    /// precedes it through `log` (the buffered descriptor) on the first append.
-    func append(_ batches: [PlacedBatch], at size: Int, reading log: borrowing FileHandle) throws(Errno) {
-        let block = AlignedBuffer.alignment
-        let start = size & ~(block - 1)
-        if !tailLoaded || tailStart != start || tailBytes != size - start {
-            tailStart = start
-            tailBytes = size - start
-            if tailBytes > 0 {
-                let n = try log.readAll(into: UnsafeMutableRawBufferPointer(start: staging.pointer, count: tailBytes), at: Int64(start))
-                guard n == tailBytes else { throw Errno.ioError }
+    /// One write of staged bytes. Once both parts are in the file, it holds the log up to `end`.
+    struct Write {
+        /// The whole block holding the written end, through the page cache (empty when the
+        /// written end is on a block boundary).
+        let buffered: UnsafeRawBufferPointer
+        let bufferedOffset: Int64
+        /// The whole blocks after it, with O_DIRECT (empty when the new end is in the same block).
+        let direct: UnsafeRawBufferPointer
+        let directOffset: Int64
+        let end: Int
+    }
+
+    /// The file holds the log up to `bytes` (offsets below `nextOffset`); nil while nothing was
+    /// staged since the writer was (re)loaded, when the segment's own size and offset are exact.
+    var written: (bytes: Int, nextOffset: Int64)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return loaded ? (writtenBytes, writtenNextOffset) : nil
+    }
+
+    /// Copies `batches` into the staging buffer behind the segment's `size` bytes (offsets below
+    /// `nextOffset`); they reach the file with a later write (`beginWrite` or `drain`). The first
+    /// append reads the partial block that precedes `size` through `log` (the buffered descriptor).
+    /// When the buffer is full the append waits for the write in flight, or writes what is staged
+    /// itself; an append larger than the buffer is written that way, a buffer at a time.
+    func stage(_ batches: [PlacedBatch], at size: Int, nextOffset: Int64, reading log: borrowing SystemIO.FileHandle) throws(Errno) {
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { throw failure }
+        if !loaded {
+            precondition(!writing, "a write in flight on an unloaded writer")
+            bufferStart = size & ~(AlignedBuffer.alignment - 1)
+            filled = size - bufferStart
+            if filled > 0 {
+                let n = try log.readAll(into: UnsafeMutableRawBufferPointer(start: staging.pointer, count: filled), at: Int64(bufferStart))
+                guard n == filled else { throw Errno.ioError }
             }
-            tailLoaded = true
+            writtenBytes = size
+            writtenNextOffset = nextOffset
+            marks.removeAll()
+            loaded = true
         }
-        // The batches stream through the staging buffer, which never grows: each time it is full
-        // its blocks are written and it starts again at the next file offset. Growing it for a
-        // large append cost a fresh allocation whose pages faulted in and were zeroed every time.
-        let capacity = staging.capacity
-        var fileOffset = start  // where staging[0] goes
-        var at = tailBytes
-        func stage(_ part: UnsafeRawBufferPointer) throws(Errno) {
-            guard var source = part.baseAddress else { return }
-            var left = part.count
-            while left > 0 {
-                let n = min(left, capacity - at)
-                (staging.pointer + at).copyMemory(from: source, byteCount: n)
-                at += n
-                source += n
-                left -= n
-                if at == capacity {
-                    try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: capacity), at: Int64(fileOffset))
-                    fileOffset += capacity
-                    at = 0
-                }
-            }
-        }
+        precondition(bufferStart + filled == size, "direct writer out of step with its segment")
         do {
             for batch in batches {
                 try batch.withParts { (prefix, rest) throws(Errno) in
-                    try stage(prefix)
-                    try stage(rest)
+                    try copy(prefix)
+                    try copy(rest)
                 }
             }
-            let padded = AlignedBuffer.rounded(at)
-            if padded > 0 {
-                memset(staging.pointer + at, 0, padded - at)
-                try file.writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: padded), at: Int64(fileOffset))
-            }
         } catch {
-            tailLoaded = false  // the staging bytes past the old tail are no longer trusted
+            // Part of the append may be written already, with offsets the log never assigned.
+            failure = failure ?? error
             throw error
         }
-        // The new partial block moves to the front for the next append.
-        let newSize = fileOffset + at
-        let newStart = newSize & ~(block - 1)
-        let newTail = newSize - newStart
-        if newTail > 0 && newStart != fileOffset {
-            staging.pointer.copyMemory(from: staging.pointer + (newStart - fileOffset), byteCount: newTail)
-        }
-        tailStart = newStart
-        tailBytes = newTail
-        assert(newSize == size + batches.reduce(0) { $0 + $1.byteCount }, "direct append lost track of its bytes")
+        marks.append((bufferStart + filled, batches.last.map(\.nextOffset) ?? nextOffset))
     }
 
-    /// Forgets the cached tail (after truncation or recovery changed the file).
-    func invalidate() { tailLoaded = false }
+    /// Takes everything staged for one write, or nil when nothing is staged or a write is already
+    /// in flight. The caller performs it and reports with `finishWrite`.
+    func beginWrite() -> Write? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let write = prepareLocked() else { return nil }
+        writing = true
+        return write
+    }
+
+    /// Records how a write from `beginWrite` ended: nil when both parts were written whole.
+    func finishWrite(_ write: Write, error: Errno?) {
+        condition.lock()
+        defer { condition.unlock() }
+        writing = false
+        complete(write, error)
+        condition.broadcast()
+    }
+
+    /// Returns once everything staged is in the file (waiting for a write in flight, then writing
+    /// the rest on the calling thread); throws the error of a failed write.
+    func drain() throws(Errno) {
+        condition.lock()
+        defer { condition.unlock() }
+        while writing { condition.wait() }
+        if let failure { throw failure }
+        try writeLocked()
+    }
+
+    /// Forgets the staged state (after truncation or recovery changed the file); call with no
+    /// write in flight (after `drain`).
+    func invalidate() {
+        condition.lock()
+        defer { condition.unlock() }
+        precondition(!writing, "invalidating a direct writer with a write in flight")
+        loaded = false
+        marks.removeAll()
+    }
+
+    // MARK: - under the lock
+
+    private func copy(_ part: UnsafeRawBufferPointer) throws(Errno) {
+        guard var source = part.baseAddress else { return }
+        var left = part.count
+        while left > 0 {
+            if filled == staging.capacity { try makeRoom() }
+            let n = min(left, staging.capacity - filled)
+            (staging.pointer + filled).copyMemory(from: source, byteCount: n)
+            filled += n
+            source += n
+            left -= n
+        }
+    }
+
+    /// The buffer is full: once no write is in flight, what is written moves out; if nothing is
+    /// written yet, this thread writes what is staged.
+    private func makeRoom() throws(Errno) {
+        while writing { condition.wait() }
+        if let failure { throw failure }
+        compact()
+        if filled == staging.capacity {
+            try writeLocked()
+            compact()
+        }
+    }
+
+    private func prepareLocked() -> Write? {
+        guard loaded, !writing, failure == nil, bufferStart + filled > writtenBytes else { return nil }
+        let block = AlignedBuffer.alignment
+        let end = bufferStart + filled
+        // Zero padding to the block boundary after the new end, for whichever part ends there.
+        let padded = AlignedBuffer.rounded(filled)
+        memset(staging.pointer + filled, 0, padded - filled)
+        // The partial block goes to the page cache whole (its old bytes as they are, the new ones,
+        // zeros after): a write of part of a page that is not cached would read it from the disk.
+        let partialStart = writtenBytes & ~(block - 1)
+        let buffered = partialStart == writtenBytes
+            ? UnsafeRawBufferPointer(start: staging.pointer, count: 0)
+            : UnsafeRawBufferPointer(start: staging.pointer + (partialStart - bufferStart), count: block)
+        let directStart = AlignedBuffer.rounded(writtenBytes)
+        var direct = UnsafeRawBufferPointer(start: staging.pointer, count: 0)
+        if end > directStart {
+            direct = UnsafeRawBufferPointer(start: staging.pointer + (directStart - bufferStart), count: padded - (directStart - bufferStart))
+        }
+        return Write(buffered: buffered, bufferedOffset: Int64(partialStart), direct: direct, directOffset: Int64(directStart), end: end)
+    }
+
+    private func complete(_ write: Write, _ error: Errno?) {
+        if let error {
+            failure = failure ?? error
+            return
+        }
+        writtenBytes = write.end
+        var done = 0
+        while done < marks.count && marks[done].end <= writtenBytes {
+            writtenNextOffset = marks[done].nextOffset
+            done += 1
+        }
+        marks.removeFirst(done)
+    }
+
+    /// Writes everything staged on this thread; the lock is held and no write is in flight.
+    private func writeLocked() throws(Errno) {
+        guard let write = prepareLocked() else { return }
+        var error: Errno?
+        do throws(Errno) {
+            if write.buffered.count > 0 { try pageCache.writeAll(write.buffered, at: write.bufferedOffset) }
+            if write.direct.count > 0 { try file.writeAll(write.direct, at: write.directOffset) }
+        } catch let e { error = e }
+        complete(write, error)
+        if let failure { throw failure }
+    }
+
+    /// Moves the unwritten part (from the block holding the written end) to the front of the
+    /// buffer; no write is in flight.
+    private func compact() {
+        let keepFrom = (writtenBytes & ~(AlignedBuffer.alignment - 1)) - bufferStart
+        guard keepFrom > 0 else { return }
+        let keep = filled - keepFrom
+        if keep > 0 { staging.pointer.copyMemory(from: staging.pointer + keepFrom, byteCount: keep) }
+        bufferStart += keepFrom
+        filled = keep
+    }
 }

@@ -12,6 +12,10 @@ import SystemIO
 /// request that arrives while a round is in flight rides on the next one. A log always goes to
 /// the same thread, so its rounds never overlap.
 ///
+/// In direct mode (`sluice.io.mode=direct`) a round first writes what the waiting logs' active
+/// segments have staged (`DirectWriter`): one O_DIRECT write per log, all of them in one
+/// `io_uring_enter`, and syncs afterwards only for the requests that asked for durability.
+///
 /// Waiters are called on the commit thread; they must not block.
 ///
 /// Under a simulated disk (`FileObservers` installed) the syncs run through `FileHandle` so the
@@ -22,6 +26,7 @@ public final class GroupCommitter: Sendable {
     struct Request {
         let log: PartitionLog
         let upTo: Int64
+        let durable: Bool
         let startedNs: UInt64
         let done: Completion
     }
@@ -60,11 +65,11 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Calls `done` once everything below `offset` in `log` is on disk, or with the error that
-    /// took the log offline.
-    public func sync(_ log: PartitionLog, upTo offset: Int64, done: @escaping Completion) {
+    /// Calls `done` once everything below `offset` in `log` is in its files and, when `durable`,
+    /// on disk; or with the error that took the log offline.
+    public func sync(_ log: PartitionLog, upTo offset: Int64, durable: Bool = true, done: @escaping Completion) {
         let worker = workers[Int(UInt(bitPattern: log.name.hashValue) % UInt(workers.count))]
-        let request = Request(log: log, upTo: offset, startedNs: DispatchTime.now().uptimeNanoseconds, done: done)
+        let request = Request(log: log, upTo: offset, durable: durable, startedNs: DispatchTime.now().uptimeNanoseconds, done: done)
         let accepted = worker.queue.withLock { q -> Bool in
             guard !q.stopping else { return false }
             q.requests.append(request)
@@ -74,10 +79,10 @@ public final class GroupCommitter: Sendable {
     }
 
     /// Blocking convenience: returns once the sync completed.
-    public func syncAndWait(_ log: PartitionLog, upTo offset: Int64) throws(StorageError) {
+    public func syncAndWait(_ log: PartitionLog, upTo offset: Int64, durable: Bool = true) throws(StorageError) {
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<Result<Void, StorageError>>(.success(()))
-        sync(log, upTo: offset) { result in
+        sync(log, upTo: offset, durable: durable) { result in
             outcome.withLock { $0 = result }
             done.signal()
         }
@@ -127,22 +132,105 @@ public final class GroupCommitter: Sendable {
         }
     }
 
+    /// Direct mode: writes the staged batches below each log's offset, one write per log, all in
+    /// flight at once; repeats for a log whose writer was busy with a synchronous write.
+    private static func writeStaged(_ logs: [(id: ObjectIdentifier, log: PartitionLog, upTo: Int64)], ring: inout DiskRing,
+                                    completions: inout [DiskCompletion], outcome: inout [ObjectIdentifier: StorageError]) {
+        var waiting = logs
+        while !waiting.isEmpty {
+            var writes: [(entry: (id: ObjectIdentifier, log: PartitionLog, upTo: Int64), writer: DirectWriter, path: String, write: DirectWriter.Write)] = []
+            var again: [(id: ObjectIdentifier, log: PartitionLog, upTo: Int64)] = []
+            for entry in waiting {
+                switch entry.log.planWrite(upTo: entry.upTo) {
+                case .written: break
+                case .failed(let error): outcome[entry.id] = error
+                case .write(let writer, let path):
+                    if 2 * (writes.count + 1) <= ring.submissionCapacity, let write = writer.beginWrite() {
+                        writes.append((entry, writer, path, write))
+                    } else if 2 * (writes.count + 1) > ring.submissionCapacity {
+                        again.append(entry)  // the next pass
+                    } else {
+                        // Written, failed or busy meanwhile (an appender that needed room writes
+                        // synchronously): the next pass sees which.
+                        do { try writer.drain() } catch { outcome[entry.id] = entry.log.writeFailed(error, path: path); continue }
+                        again.append(entry)
+                    }
+                }
+            }
+            guard !writes.isEmpty else {
+                waiting = again
+                continue
+            }
+            // Each write has up to two parts: the partial block through the page cache, the
+            // whole blocks with O_DIRECT. A part that fails or comes up short fails the write.
+            var errors = [Errno?](repeating: nil, count: writes.count)
+            if FileObservers.isActive {
+                for (i, w) in writes.enumerated() {
+                    do throws(Errno) {
+                        if w.write.buffered.count > 0 { try w.writer.pageCache.writeAll(w.write.buffered, at: w.write.bufferedOffset) }
+                        if w.write.direct.count > 0 { try w.writer.file.writeAll(w.write.direct, at: w.write.directOffset) }
+                    } catch { errors[i] = error }
+                }
+            } else {
+                var expected: [Int] = []  // per operation: its write and the byte count it must transfer
+                var owner: [Int] = []
+                for (i, w) in writes.enumerated() {
+                    for (fd, bytes, offset) in [(w.writer.pageCache.descriptor, w.write.buffered, w.write.bufferedOffset),
+                                                (w.writer.file.descriptor, w.write.direct, w.write.directOffset)] where bytes.count > 0 {
+                        let accepted = ring.enqueue(.write(.descriptor(fd), bytes, offset: offset), tag: UInt64(owner.count))
+                        precondition(accepted, "the ring has room for two operations per write")
+                        owner.append(i)
+                        expected.append(bytes.count)
+                    }
+                }
+                completions.removeAll(keepingCapacity: true)
+                do {
+                    try ring.submit(waitingFor: owner.count)
+                    while completions.count < owner.count { try ring.reap(into: &completions, minimum: owner.count - completions.count) }
+                    for c in completions {
+                        let i = owner[Int(c.tag)]
+                        switch c.result {
+                        case .failure(let e): errors[i] = errors[i] ?? e
+                        case .success(let n) where n != expected[Int(c.tag)]: errors[i] = errors[i] ?? .ioError  // out of room, or failing
+                        case .success: break
+                        }
+                    }
+                } catch {
+                    for i in errors.indices { errors[i] = errors[i] ?? error }
+                    ring = try! DiskRing(preference: .syscalls)
+                }
+            }
+            for (i, w) in writes.enumerated() {
+                w.writer.finishWrite(w.write, error: errors[i])
+                if let error = errors[i] {
+                    outcome[w.entry.id] = w.entry.log.writeFailed(error, path: w.path)
+                } else {
+                    again.append(w.entry)
+                }
+            }
+            waiting = again
+        }
+    }
+
     private static func round(_ requests: [Request], ring: inout DiskRing, completions: inout [DiskCompletion],
                               latency: LatencyRecorder, onCommit: (@Sendable (UInt64) -> Void)?) {
         // One plan per log, covering the highest offset any request asked for.
         var order: [ObjectIdentifier] = []
-        var byLog: [ObjectIdentifier: (log: PartitionLog, upTo: Int64)] = [:]
+        var byLog: [ObjectIdentifier: (log: PartitionLog, upTo: Int64, durable: Bool)] = [:]
         for r in requests {
             let id = ObjectIdentifier(r.log)
-            if let seen = byLog[id] { byLog[id] = (r.log, max(seen.upTo, r.upTo)) } else {
-                byLog[id] = (r.log, r.upTo)
+            if let seen = byLog[id] {
+                byLog[id] = (r.log, max(seen.upTo, r.upTo), seen.durable || r.durable)
+            } else {
+                byLog[id] = (r.log, r.upTo, r.durable)
                 order.append(id)
             }
         }
         var outcome: [ObjectIdentifier: StorageError] = [:]
+        writeStaged(order.map { ($0, byLog[$0]!.log, byLog[$0]!.upTo) }, ring: &ring, completions: &completions, outcome: &outcome)
         var plans: [(id: ObjectIdentifier, log: PartitionLog, plan: PartitionLog.SyncPlan)] = []
-        for id in order {
-            let (log, upTo) = byLog[id]!
+        for id in order where outcome[id] == nil && byLog[id]!.durable {
+            let (log, upTo, _) = byLog[id]!
             switch log.planSync(upTo: upTo) {
             case .durable: break
             case .failed(let error): outcome[id] = error

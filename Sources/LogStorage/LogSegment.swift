@@ -112,9 +112,10 @@ final class LogSegment {
 
     /// Reads the fixed part of the batch at `position`, or nil past the end or on a malformed header.
     func header(at position: Int) throws(StorageError) -> BatchHeader? {
+        let size = readableSize
         guard position + RecordBatch.headerBytes <= size else { return nil }
         // Scans walk headers batch after batch: read ahead once per window instead of one pread
-        // per batch. Bytes below `size` never change until truncation or recovery, which drop it.
+        // per batch. Bytes below `readableSize` never change until truncation or recovery, which drop it.
         // A lookup far from the last window (a fetch at a random offset) needs only the span to
         // the next index entry, so it starts small; windows that follow each other grow to 64 KiB.
         if !(position >= headerWindowStart && position + RecordBatch.headerBytes <= headerWindowStart + headerWindow.count) {
@@ -165,13 +166,14 @@ final class LogSegment {
 
     // MARK: - append
 
-    /// Writes batches at the end, each with its assigned base offset and leader epoch.
+    /// Writes batches at the end, each with its assigned base offset and leader epoch. In direct
+    /// mode they are staged for a later write (`DirectWriter`) and readers see them once written.
     func append(_ batches: [PlacedBatch], nowMs: Int64) throws(StorageError) {
         precondition(!sealed, "append to a sealed segment")
         var position = size
         let f = try files()
         if let direct {
-            do { try direct.append(batches, at: size, reading: f.log) } catch { throw error.at(logPath) }
+            do { try direct.stage(batches, at: size, nextOffset: nextOffset, reading: f.log) } catch { throw error.at(logPath) }
         }
         for batch in batches {
             if direct == nil {
@@ -186,6 +188,18 @@ final class LogSegment {
         size = position
         if firstAppendMs == nil { firstAppendMs = nowMs }
         lastAppendMs = nowMs
+    }
+
+    /// How far the file holds this segment's batches: `size`, less what a direct writer has
+    /// staged but not yet written. Reads stop here.
+    var readableSize: Int { direct?.written?.bytes ?? size }
+    /// The offset after the last batch in the file (`nextOffset` less what is only staged).
+    var readableNextOffset: Int64 { direct?.written?.nextOffset ?? nextOffset }
+
+    /// Writes whatever the direct writer has staged (waiting for a write in flight first).
+    func drainWrites() throws(StorageError) {
+        guard let direct else { return }
+        do { try direct.drain() } catch { throw error.at(logPath) }
     }
 
     /// Tracks the largest timestamp and adds index entries every `index.interval.bytes`.
@@ -249,7 +263,10 @@ final class LogSegment {
     /// and call durable bytes that never reached the disk. Dirty pages (a crash's unflushed
     /// writes) stay and are synced by the caller.
     func recover(expectedFirstOffset: Int64, fromDisk: Bool = false) throws(StorageError) -> Int {
-        // The scan reads past what survives; nothing it read ahead may outlive the cut.
+        // The scan reads past what survives; nothing it read ahead may outlive the cut. The
+        // direct writer (nothing in flight: at open, or drained by `truncate`) forgets its tail
+        // first, so that reads go by the file's size.
+        direct?.invalidate()
         defer { dropHeaderWindow(); direct?.invalidate() }
         let f = try files()
         if fromDisk { f.log.dropCleanCache() }
@@ -303,6 +320,8 @@ final class LogSegment {
 
     /// Drops every batch at or after `offset`.
     func truncate(to offset: Int64) throws(StorageError) {
+        try drainWrites()
+        direct?.invalidate()
         defer { dropHeaderWindow(); direct?.invalidate() }
         // Replication's truncation may make a rolled segment the active one again.
         if sealed { SegmentFileCache.shared.forget(self) }
@@ -319,7 +338,9 @@ final class LogSegment {
     }
 
     /// Syncs the log and both indexes. A sealed segment whose files were closed meanwhile is
-    /// reopened: fdatasync on any descriptor of a file writes all of its dirty pages.
+    /// reopened: fdatasync on any descriptor of a file writes all of its dirty pages. Covers what
+    /// the file holds: a direct writer's staged bytes are written first (`drainWrites`, under the
+    /// log's lock) if they must be included.
     func flush() throws(StorageError) {
         StorageStatistics.countFsync()
         let f = try files()
@@ -341,6 +362,7 @@ final class LogSegment {
     /// while idle (`SegmentFileCache`).
     func seal() throws(StorageError) {
         guard !sealed else { return }
+        try drainWrites()
         direct = nil
         let f = try files()
         try f.offsetIndex.storage.trim()

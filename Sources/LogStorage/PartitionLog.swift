@@ -40,6 +40,9 @@ public final class PartitionLog: @unchecked Sendable {
         public var logStartOffset: Int64
         /// The durability policy wants a flush up to `lastOffset + 1` before acknowledging.
         public var needsFlush: Bool = false
+        /// Direct mode with `deferWrite`: the batches are staged, not yet in the file; the caller
+        /// waits for the write (`GroupCommitter.sync` with `durable: needsFlush`) before acknowledging.
+        public var needsWrite: Bool = false
     }
 
     public struct ReadResult: Sendable {
@@ -134,7 +137,12 @@ public final class PartitionLog: @unchecked Sendable {
     // MARK: - offsets
 
     public var logStartOffset: Int64 { lock.withLock { _logStartOffset } }
+    /// The offset the next append gets.
     public var logEndOffset: Int64 { lock.withLock { segments.last!.nextOffset } }
+    /// Everything below this offset is in the segment files, where reads find it: the log end
+    /// offset, except in direct mode while staged batches wait for their write. The high
+    /// watermark never passes it.
+    public var writtenOffset: Int64 { lock.withLock { segments.last!.readableNextOffset } }
     /// Everything below this offset has been fdatasync'd.
     public var durableOffset: Int64 { lock.withLock { _durableOffset } }
     public var currentConfig: LogConfig { lock.withLock { config } }
@@ -152,7 +160,11 @@ public final class PartitionLog: @unchecked Sendable {
     ///
     /// With `deferFlush` the caller takes over the flush that durability `ack` (or a due
     /// `interval`) needs, reported by `AppendResult.needsFlush`, e.g. to run it off an event loop.
-    public func append(_ batches: [RecordBatch], leaderEpoch: Int32 = 0, nowMs: Int64, deferFlush: Bool = false) throws(StorageError) -> AppendResult {
+    /// With `deferWrite` it also takes over direct mode's write (`AppendResult.needsWrite`), which
+    /// then runs with other logs' writes on a group-commit thread; without it the batches are in
+    /// the file when `append` returns.
+    public func append(_ batches: [RecordBatch], leaderEpoch: Int32 = 0, nowMs: Int64, deferFlush: Bool = false,
+                       deferWrite: Bool = false) throws(StorageError) -> AppendResult {
         let total = batches.reduce(0) { $0 + $1.byteCount }
         let result: AppendResult
         let durability: LogConfig.Durability
@@ -181,10 +193,13 @@ public final class PartitionLog: @unchecked Sendable {
             do {
                 try rollIfNeeded(incomingBytes: total, lastOffset: next - 1, nowMs: nowMs)
                 try segments.last!.append(patched, nowMs: nowMs)
+                if !deferWrite { try segments.last!.drainWrites() }
             } catch {
-                // A full disk leaves the log as it was (the segment's size did not move, so
-                // the next append overwrites any partial bytes); anything else is not trusted.
-                if case .io(let e, _) = error, e == .noSpace {} else { goOffline("\(error)") }
+                // A full disk leaves a buffered log as it was (the segment's size did not move,
+                // so the next append overwrites any partial bytes); anything else is not trusted.
+                // Nor is a direct writer's failure: staged batches that already had offsets may
+                // never reach the file.
+                if case .io(let e, _) = error, e == .noSpace, segments.last!.direct == nil {} else { goOffline("\(error)") }
                 throw error
             }
             unflushedMessages += next - first
@@ -192,7 +207,7 @@ public final class PartitionLog: @unchecked Sendable {
             mustFlush = durability == .ack ||
                 (durability == .interval && (unflushedMessages >= config.flushMessages || nowMs - lastFlushMs >= config.flushMs))
             result = AppendResult(baseOffset: first, lastOffset: next - 1, logAppendTime: appendTime, logStartOffset: _logStartOffset,
-                                  needsFlush: mustFlush)
+                                  needsFlush: mustFlush, needsWrite: deferWrite && segments.last!.readableNextOffset < next)
         }
         if mustFlush && !deferFlush { try flush(upTo: result.lastOffset + 1, nowMs: nowMs) }
         return result
@@ -253,7 +268,14 @@ public final class PartitionLog: @unchecked Sendable {
     public func flush(upTo offset: Int64? = nil, nowMs: Int64) throws(StorageError) {
         do {
             try flushLock.withStorageLock { () throws(StorageError) in
-                let (target, dirty): (Int64, [LogSegment]) = lock.withLock {
+                let (target, dirty): (Int64, [LogSegment]) = try lock.withStorageLock { () throws(StorageError) in
+                    // Direct mode: staged batches go to the file first (a failed write takes the log offline).
+                    if offlineReason == nil {
+                        do throws(StorageError) { try segments.last!.drainWrites() } catch {
+                            goOffline("direct write failed: \(error)")
+                            throw error
+                        }
+                    }
                     let end = segments.last!.nextOffset
                     return (end, segments.filter { $0.nextOffset > _durableOffset })
                 }
@@ -298,11 +320,37 @@ public final class PartitionLog: @unchecked Sendable {
             if closed { return .failed(.closed) }
             do {
                 let dirty = try segments.filter { $0.nextOffset > _durableOffset }.map { (try $0.files(), $0.logPath) }
-                return .sync(SyncPlan(target: segments.last!.nextOffset, segments: dirty))
+                // What the files hold; staged direct-mode batches wait for their write.
+                return .sync(SyncPlan(target: segments.last!.readableNextOffset, segments: dirty))
             } catch {
                 return .failed(error.at(directory))  // could not reopen a file: nothing was synced, nothing is lost
             }
         }
+    }
+
+    enum WriteStep {
+        case written
+        case failed(StorageError)
+        case write(DirectWriter, path: String)
+    }
+
+    /// What a group-commit round must write so that the files hold everything below `offset`:
+    /// nothing, or the active segment's staged direct-mode batches.
+    func planWrite(upTo offset: Int64) -> WriteStep {
+        lock.withLock {
+            if let offlineReason { return .failed(.offline(offlineReason)) }
+            let active = segments.last!
+            if active.readableNextOffset >= offset { return .written }
+            guard let writer = active.direct else { return .written }
+            return .write(writer, path: active.logPath)
+        }
+    }
+
+    /// A direct write of this log failed: its staged batches may never reach the file, so the
+    /// log goes offline (its restart recovers what the file holds). Returns the error to report.
+    func writeFailed(_ error: Errno, path: String) -> StorageError {
+        lock.withLock { goOffline("direct write to \(path) failed: \(error)") }
+        return .io(error, path: path)
     }
 
     /// Records the outcome of a plan's syncs: the offset becomes durable, or (after a failed
@@ -332,7 +380,8 @@ public final class PartitionLog: @unchecked Sendable {
                 guard offset >= _logStartOffset && offset <= end else {
                     throw StorageError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
                 }
-                let bound = min(upperBound ?? end, end)
+                let written = segments.last!.readableNextOffset
+                let bound = min(upperBound ?? written, written)
                 var records = ByteBuffer()
                 guard offset < bound else { return ReadResult(records: records, logStartOffset: _logStartOffset, logEndOffset: end) }
                 let index = segmentIndex(for: offset)
@@ -347,7 +396,7 @@ public final class PartitionLog: @unchecked Sendable {
                     if records.readableBytes >= maxBytes { break }
                     // A slice cut short by `maxBytes` ends the read: the next segment's batches
                     // come after the ones it left out, and a read never skips offsets.
-                    if position + length < segment.size { break }
+                    if position + length < segment.readableSize { break }
                 }
                 return ReadResult(records: records, logStartOffset: _logStartOffset, logEndOffset: end)
             }
@@ -421,7 +470,8 @@ public final class PartitionLog: @unchecked Sendable {
             guard offset >= _logStartOffset && offset <= end else {
                 throw StorageError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
             }
-            let bound = min(upperBound ?? end, end)
+            let written = segments.last!.readableNextOffset
+            let bound = min(upperBound ?? written, written)
             var slices: [FileSlice] = []
             var total = 0
             guard offset < bound else { return (slices, 0) }
@@ -439,7 +489,7 @@ public final class PartitionLog: @unchecked Sendable {
                 slices.append(FileSlice(descriptor: fd, position: Int64(position), length: length))
                 total += length
                 if total >= maxBytes { break }
-                if position + length < segment.size { break }  // cut short: never skip to the next segment
+                if position + length < segment.readableSize { break }  // cut short: never skip to the next segment
             }
             return (slices, total)
         }
@@ -449,7 +499,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// as every read begins (the offset index, then a bounded scan of batch headers).
     public func locate(_ offset: Int64) throws(StorageError) -> (segmentBaseOffset: Int64, position: Int)? {
         try lock.withStorageLock { () throws(StorageError) -> (Int64, Int)? in
-            guard offset >= _logStartOffset && offset < segments.last!.nextOffset else { return nil }
+            guard offset >= _logStartOffset && offset < segments.last!.readableNextOffset else { return nil }
             let segment = segments[segmentIndex(for: offset)]
             return try segment.position(of: offset).map { (segment.baseOffset, $0.position) }
         }
@@ -560,6 +610,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Drops everything at or after `offset` (for replication's truncation).
     public func truncate(to offset: Int64, nowMs: Int64) throws(StorageError) {
         try lock.withStorageLock { () throws(StorageError) in
+            try segments.last!.drainWrites()
             while segments.count > 1 && segments.last!.baseOffset >= offset {
                 let s = segments.removeLast()
                 for f in s.paths { try? FileSystem.remove(f) }

@@ -210,13 +210,13 @@ struct Storage: ParsableCommand {
                     for n in 0..<perPartition {
                         permits.wait()
                         let t0 = DispatchTime.now().uptimeNanoseconds
-                        let r = try logs[p].append([pool[(n + p) % pool.count]], nowMs: now(), deferFlush: true)
-                        guard r.needsFlush else {
+                        let r = try logs[p].append([pool[(n + p) % pool.count]], nowMs: now(), deferFlush: true, deferWrite: true)
+                        guard r.needsFlush || r.needsWrite else {
                             mine.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
                             permits.signal()
                             continue
                         }
-                        committer.sync(logs[p], upTo: r.lastOffset + 1) { result in
+                        committer.sync(logs[p], upTo: r.lastOffset + 1, durable: r.needsFlush) { result in
                             if case .failure(let error) = result { failure.withLock { $0 = "\(error)" } }
                             mine.withLock { $0.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
                             permits.signal()
