@@ -30,9 +30,14 @@ for spec in "1048576 400" "16384 20000" "1024 50000"; do
     rb=$(( size / 10 - 30 ))
     for mode in buffered direct; do
         for d in none ack; do
-            rm -rf "$dir/log"; sync  # no writeback of the previous run competes with this one
-            printf "sluice %7s-byte batches, %-8s durability %-4s: " "$size" "$mode" "$d"
-            "$bin" storage stress --log-dir "$dir/log" --io-mode "$mode" --durability "$d" --record-bytes "$rb" --batches "$n" --segment-bytes 1073741824 --summary
+            # One append at a time, then 16 waiting for their write/commit at once (as a producer
+            # pipelines requests): direct mode's write-behind merges what is staged meanwhile.
+            for inflight in 1 16; do
+                rm -rf "$dir/log"; sync  # no writeback of the previous run competes with this one
+                printf "sluice %7s-byte batches, %-8s durability %-4s in flight %2s: " "$size" "$mode" "$d" "$inflight"
+                "$bin" storage stress --log-dir "$dir/log" --io-mode "$mode" --durability "$d" --record-bytes "$rb" --batches "$n" \
+                    --segment-bytes 1073741824 --in-flight "$inflight" --summary
+            done
         done
     done
 done

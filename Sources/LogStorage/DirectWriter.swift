@@ -119,6 +119,12 @@ final class DirectWriter: @unchecked Sendable {
             throw error
         }
         marks.append((bufferStart + filled, batches.last.map(\.nextOffset) ?? nextOffset))
+        // A write that stays inside the block holding the written end is one page-cache copy,
+        // cheaper here than handing it to a commit thread and waiting for the answer: done now
+        // when no write is in flight. Anything that needs O_DIRECT waits for a write (`beginWrite`).
+        if !writing && writtenBytes % AlignedBuffer.alignment != 0 && bufferStart + filled <= AlignedBuffer.rounded(writtenBytes) {
+            try writeLocked()
+        }
     }
 
     /// Takes everything staged for one write, or nil when nothing is staged or a write is already

@@ -138,7 +138,8 @@ struct DirectIOTests {
         defer { committer.shutdown() }
         _ = try log.append([makeBatch(2, tag: "first", valueBytes: 5000)], nowMs: 0)
         #expect(log.writtenOffset == 2)
-        let r = try log.append([makeBatch(3, tag: "staged", valueBytes: 700)], nowMs: 0, deferFlush: true, deferWrite: true)
+        // Larger than a block, so it needs an O_DIRECT write: staged, not written.
+        let r = try log.append([makeBatch(3, tag: "staged", valueBytes: 3000)], nowMs: 0, deferFlush: true, deferWrite: true)
         #expect(r.needsWrite && !r.needsFlush)  // durability none: a write, no fsync
         #expect(log.logEndOffset == 5)
         #expect(log.writtenOffset == 2)
@@ -151,11 +152,17 @@ struct DirectIOTests {
         #expect(try readAll(log).map(\.1).last?.hasSuffix("staged-2") == true)
         try committer.syncAndWait(log, upTo: 5)
         #expect(log.durableOffset == 5)
+        // One that fits in the rest of the block holding the written end is a page-cache copy,
+        // done at once when no write is in flight.
+        let small = try log.append([makeBatch(1, tag: "small", valueBytes: 10)], nowMs: 0, deferFlush: true, deferWrite: true)
+        #expect(!small.needsWrite)
+        #expect(log.writtenOffset == 6)
         // A crash with a batch staged: recovery keeps what the file holds, intact.
-        _ = try log.append([makeBatch(1, tag: "lost", valueBytes: 10)], nowMs: 0, deferFlush: true, deferWrite: true)
+        _ = try log.append([makeBatch(1, tag: "lost", valueBytes: 6000)], nowMs: 0, deferFlush: true, deferWrite: true)
+        #expect(log.writtenOffset == 6)
         let crashed = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
         let reopened = try #require(crashed.log(topic: "wb", partition: 0))
-        #expect(reopened.logEndOffset == 5)
+        #expect(reopened.logEndOffset == 6)
         #expect(SegmentChecker.check(directory: reopened.directory, startOffset: 0).problems.isEmpty)
         try crashed.shutdown(nowMs: 0)
     }
