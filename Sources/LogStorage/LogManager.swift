@@ -21,6 +21,9 @@ public final class LogManager: @unchecked Sendable {
     public let hadCleanShutdown: Bool
     private let lock = NIOLock()
     private var logs: [String: PartitionLog] = [:]
+    /// What this process last wrote to each checkpoint file (guarded by `checkpointLock`).
+    private let checkpointLock = NIOLock()
+    private var checkpointed: [String: String] = [:]
     private let logger: Logger
 
     /// Opens the directory, recovering what a crash left. `configFor` gives each topic's config.
@@ -123,10 +126,24 @@ public final class LogManager: @unchecked Sendable {
     /// Writes the recovery points and log start offsets.
     public func checkpoint() throws(StorageError) {
         let all = allLogs
-        try Self.writeCheckpoint("\(logDir)/\(Self.recoveryPointFile)", all.map { ($0.topic, $0.partition, $0.durableOffset) })
-        try Self.writeCheckpoint("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) })
-        let cleaned = all.map { ($0.topic, $0.partition, $0.cleanedUpTo) }.filter { $0.2 > 0 }
-        if !cleaned.isEmpty { try Self.writeCheckpoint("\(logDir)/\(Self.cleanerFile)", cleaned) }
+        try checkpointLock.withStorageLock { () throws(StorageError) in
+            try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)", all.map { ($0.topic, $0.partition, $0.durableOffset) })
+            try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) })
+            let cleaned = all.map { ($0.topic, $0.partition, $0.cleanedUpTo) }.filter { $0.2 > 0 }
+            if !cleaned.isEmpty { try writeIfChanged("\(logDir)/\(Self.cleanerFile)", cleaned) }
+        }
+    }
+
+    /// Writes a checkpoint file unless it already holds exactly this text (written by this
+    /// process): the housekeeping pass runs every second, and each write creates, fsyncs and
+    /// renames a file and fsyncs the directory, for nothing when no offset moved (Kafka writes
+    /// these every 60 s). The caller holds `checkpointLock`.
+    private func writeIfChanged(_ path: String, _ entries: [(String, Int32, Int64)]) throws(StorageError) {
+        let text = Self.checkpointText(entries)
+        guard checkpointed[path] != text else { return }
+        checkpointed[path] = nil  // unknown until the write succeeds
+        try Self.writeAtomically(path, text)
+        checkpointed[path] = text
     }
 
     /// Flushes and closes every log, checkpoints, and leaves the clean-shutdown marker.
@@ -164,12 +181,12 @@ public final class LogManager: @unchecked Sendable {
         return out
     }
 
-    static func writeCheckpoint(_ path: String, _ entries: [(String, Int32, Int64)]) throws(StorageError) {
+    static func checkpointText(_ entries: [(String, Int32, Int64)]) -> String {
         var text = "0\n\(entries.count)\n"
         for (topic, partition, offset) in entries.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
             text += "\(topic) \(partition) \(offset)\n"
         }
-        try writeAtomically(path, text)
+        return text
     }
 
     /// tmp + fsync + rename + directory fsync: the file is either the old or the new one.

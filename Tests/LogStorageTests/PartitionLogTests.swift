@@ -99,6 +99,33 @@ struct PartitionLogTests {
         #expect(r.baseOffset == 150)
     }
 
+    @Test("checkpoint files are rewritten only when what they record changed")
+    func checkpointsSkipUnchangedWrites() throws {
+        let dir = TempDir()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+        let log = try manager.createLog(topic: "t", partition: 0, config: Self.smallConfig(), nowMs: 0)
+        _ = try log.append([makeBatch(2, tag: "a")], nowMs: 0)
+        try log.flush(nowMs: 0)
+        let path = "\(dir.path)/\(LogManager.recoveryPointFile)"
+        func inode() throws -> UInt64 {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw Errno.current }
+            return UInt64(st.st_ino)
+        }
+        try manager.checkpoint()
+        let first = try inode()
+        #expect(LogManager.readCheckpoint(path)["t-0"] == 2)
+        // Nothing changed: no new file (each write is a new file renamed over the old one).
+        try manager.checkpoint()
+        #expect(try inode() == first)
+        _ = try log.append([makeBatch(1, tag: "b")], nowMs: 0)
+        try log.flush(nowMs: 0)
+        try manager.checkpoint()
+        #expect(try inode() != first)
+        #expect(LogManager.readCheckpoint(path)["t-0"] == 3)
+        try manager.shutdown(nowMs: 0)
+    }
+
     @Test("after a crash, a torn or corrupt tail is cut at the first invalid batch", arguments: ["torn", "flipped", "garbage"])
     func crashRecovery(damage: String) throws {
         let dir = TempDir()
