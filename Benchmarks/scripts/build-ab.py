@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Side by side, one run: two Sluice binaries (e.g. a commit before and after a change) through
+the same kperf workload, 1M x 1 KiB acks=all by default, alternating on fresh brokers so that
+drift on a shared machine hits both alike. Prints MB/s and broker CPU-seconds per GB per run and
+the means.
+
+    git worktree add /tmp/base <commit> && (cd /tmp/base && swift build -c release --product sluice)
+    make release
+    Benchmarks/scripts/build-ab.py /tmp/base/.build/release/sluice 4 sluice.io.mode=direct
+
+Usage: Benchmarks/scripts/build-ab.py BASE_BINARY [ROUNDS [OVERRIDE ...]]
+(the overrides go to both brokers; the second binary is this checkout's .build/release/sluice)
+"""
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as C  # noqa: E402
+
+WORKLOAD = ["-n", "1000000", "-s", "1024", "--acks", "all", "--linger-ms", "5", "--batch-bytes", "1048576",
+            "--partitions", "3"]
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    binaries = {"base": sys.argv[1], "this": os.path.join(C.ROOT, ".build", "release", "sluice")}
+    for name, path in binaries.items():
+        if not os.path.exists(path):
+            sys.exit(f"build-ab: no binary at {path} ({name})")
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    overrides = sys.argv[3:]
+    C.ensure_kperf()
+    libdir = C.librdkafka_dir()
+    results = {"base": [], "this": []}
+    for r in range(rounds):
+        for name in ("base", "this") if r % 2 == 0 else ("this", "base"):
+            broker = C.sluice(binaries[name], os.path.join("/var/tmp", f"sluice-build-ab-{os.getpid()}"))
+            broker.start(overrides)
+            try:
+                C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
+                before = broker.cpu_seconds()
+                out = C.kperf("produce", broker.bootstrap, ["-t", "ab"] + WORKLOAD, libdir)
+                cpu = broker.cpu_seconds() - before
+            finally:
+                broker.stop()
+            results[name].append((out["mb_per_s"], cpu / (out["bytes"] / 1e9)))
+            print(f"{name:5} {' '.join(overrides) or '(defaults)'}  {out['mb_per_s']:8.1f} MB/s  {results[name][-1][1]:.3f} CPU-s/GB",
+                  flush=True)
+    for name, runs in results.items():
+        print(f"{name:5} mean {statistics.mean(x[0] for x in runs):.0f} MB/s, {statistics.mean(x[1] for x in runs):.3f} CPU-s/GB "
+              f"({binaries[name]})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
