@@ -343,17 +343,22 @@ extension Broker {
             for p in topic.partitions {
                 var r = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, timestamp: -1, offset: -1, leaderEpoch: 0)
                 if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
+                    // What the isolation level may read: the LSO under read_committed, else the
+                    // high watermark. Lookups that land at or past it answer nothing, as in Kafka.
+                    func fetchable() -> Int64 {
+                        let hw = highWatermark(log)
+                        return request.isolationLevel == 1 ? producerStates.lastStableOffset(log, highWatermark: hw) : hw
+                    }
                     switch p.timestamp {
                     case -1:
-                        let hw = highWatermark(log)
-                        r.offset = request.isolationLevel == 1 ? producerStates.lastStableOffset(log, highWatermark: hw) : hw
+                        r.offset = fetchable()
                     case -2, -4: r.offset = log.logStartOffset
                     case -3:
-                        if let m = log.maxTimestampAndOffset { r.offset = m.offset; r.timestamp = m.timestamp }
+                        if let m = log.maxTimestampAndOffset, m.offset < fetchable() { r.offset = m.offset; r.timestamp = m.timestamp }
                     case -5: r.offset = -1
                     default:
                         do {
-                            if let found = try log.offset(forTimestamp: p.timestamp), found.offset < highWatermark(log) {
+                            if let found = try log.offset(forTimestamp: p.timestamp), found.offset < fetchable() {
                                 r.offset = found.offset
                                 r.timestamp = found.timestamp
                             }

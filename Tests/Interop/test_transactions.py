@@ -315,3 +315,40 @@ def test_aiokafka_transactions(sluice):
         return got
 
     assert sorted(asyncio.run(run())) == sorted(b"ok%d" % i for i in range(6))
+
+
+def test_list_offsets_max_timestamp_and_by_time_stop_at_the_last_stable_offset(sluice):
+    """ListOffsets MAX_TIMESTAMP (-3) names the record with the largest timestamp; like a
+    timestamp lookup it answers nothing (-1) when that record is beyond what the isolation level
+    may read: the LSO under read_committed, as Kafka does."""
+    from confluent_kafka import IsolationLevel
+    from confluent_kafka.admin import OffsetSpec
+    make_topic(sluice, "tx-max", 1)
+    admin = AdminClient({"bootstrap.servers": sluice.bootstrap})
+    tp = TopicPartition("tx-max", 0)
+
+    def lookup(spec, isolation):
+        r = admin.list_offsets({tp: spec}, isolation_level=isolation, request_timeout=15)[tp].result(15)
+        return r.offset, r.timestamp
+
+    plain = Producer({"bootstrap.servers": sluice.bootstrap, "linger.ms": 0})
+    for ts in (5_000, 9_000, 7_000):  # one batch each; the largest timestamp is at offset 1
+        plain.produce("tx-max", value=b"v%d" % ts, timestamp=ts)
+        plain.flush(10)
+    for iso in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
+        assert lookup(OffsetSpec.max_timestamp(), iso) == (1, 9_000)
+        assert lookup(OffsetSpec.for_timestamp(8_000), iso) == (1, 9_000)
+    # An open transaction's record with a later timestamp: visible to read_uncommitted only.
+    p = txn_producer(sluice, "tid-max", **{"linger.ms": 0})
+    p.begin_transaction()
+    p.produce("tx-max", value=b"pending", timestamp=20_000)
+    p.flush(10)
+    assert lookup(OffsetSpec.max_timestamp(), IsolationLevel.READ_UNCOMMITTED) == (3, 20_000)
+    assert lookup(OffsetSpec.for_timestamp(15_000), IsolationLevel.READ_UNCOMMITTED) == (3, 20_000)
+    assert lookup(OffsetSpec.max_timestamp(), IsolationLevel.READ_COMMITTED)[0] == -1
+    assert lookup(OffsetSpec.for_timestamp(15_000), IsolationLevel.READ_COMMITTED)[0] == -1
+    p.commit_transaction(15)
+    # Committed (the marker after it carries the coordinator's clock, so it now holds the
+    # largest timestamp, as in Kafka): the record is found by time under read_committed too.
+    assert lookup(OffsetSpec.for_timestamp(15_000), IsolationLevel.READ_COMMITTED) == (3, 20_000)
+    assert lookup(OffsetSpec.max_timestamp(), IsolationLevel.READ_COMMITTED)[0] == 4
