@@ -113,8 +113,12 @@ def test_kafka_python_group(make_sluice, assignor):
         t.start()
     try:
         wait_for(lambda: len(seen) >= 600, timeout=90, what="600 records")
-        wait_for(lambda: len(assignments) == 3 and all(len(v) == 2 for v in dict(assignments).values()),
-                 timeout=30, what="an even split")
+        try:
+            wait_for(lambda: len(assignments) == 3 and all(len(v) == 2 for v in dict(assignments).values()),
+                     timeout=30, what="an even split")
+        except AssertionError:
+            with lock:
+                raise AssertionError(f"no even split within 30 s; assignments: {dict(assignments)}")
         final = dict(assignments)
     finally:
         stop.set()
