@@ -10,10 +10,12 @@ import Glibc
 /// An append copies its batches into aligned memory (`staging`) and returns. A write then sends
 /// everything staged since the last one: the block holding the written end goes through the
 /// page cache, whole (its old bytes as they are, then the new ones), and the blocks after it go
-/// with one O_DIRECT write, zero-padded to the next block boundary. The broker's writes run on the group-commit threads'
-/// io_uring (`GroupCommitter`), one write in flight per segment, so appends that arrive while
-/// one is in flight go out together in the next. `written` says how far the file holds the log;
-/// readers and the high watermark stop there.
+/// with one O_DIRECT write, zero-padded to the next block boundary. The broker's writes run on
+/// the group-commit threads' io_uring (`GroupCommitter`), one write in flight per segment, so
+/// appends that arrive while one is in flight go out together in the next; a write that stays
+/// inside the block holding the written end (one page-cache copy, no O_DIRECT) is done at once by
+/// the appending thread. `written` says how far the file holds the log; readers and the high
+/// watermark stop there.
 ///
 /// Why the partial block goes through the page cache: readers (header scans, sendfile) read
 /// through the page cache, and may have cached the block holding the written end. An O_DIRECT
@@ -228,15 +230,20 @@ final class DirectWriter: @unchecked Sendable {
         marks.removeFirst(done)
     }
 
-    /// Writes everything staged on this thread; the lock is held and no write is in flight.
-    private func writeLocked() throws(Errno) {
-        guard let write = prepareLocked() else { return }
-        var error: Errno?
+    /// Performs a write from `beginWrite` with plain syscalls on the calling thread (the commit
+    /// threads use their ring); nil when both parts were written whole.
+    func perform(_ write: Write) -> Errno? {
         do throws(Errno) {
             if write.buffered.count > 0 { try pageCache.writeAll(write.buffered, at: write.bufferedOffset) }
             if write.direct.count > 0 { try file.writeAll(write.direct, at: write.directOffset) }
-        } catch let e { error = e }
-        complete(write, error)
+            return nil
+        } catch { return error }
+    }
+
+    /// Writes everything staged on this thread; the lock is held and no write is in flight.
+    private func writeLocked() throws(Errno) {
+        guard let write = prepareLocked() else { return }
+        complete(write, perform(write))
         if let failure { throw failure }
     }
 

@@ -13,8 +13,9 @@ import SystemIO
 /// the same thread, so its rounds never overlap.
 ///
 /// In direct mode (`sluice.io.mode=direct`) a round first writes what the waiting logs' active
-/// segments have staged (`DirectWriter`): one O_DIRECT write per log, all of them in one
-/// `io_uring_enter`, and syncs afterwards only for the requests that asked for durability.
+/// segments have staged (`DirectWriter`): per log, the block holding the written end through the
+/// page cache and the blocks after it with O_DIRECT, every log's parts in one `io_uring_enter`;
+/// it syncs afterwards only for the requests that asked for durability.
 ///
 /// Waiters are called on the commit thread; they must not block.
 ///
@@ -165,12 +166,7 @@ public final class GroupCommitter: Sendable {
             // whole blocks with O_DIRECT. A part that fails or comes up short fails the write.
             var errors = [Errno?](repeating: nil, count: writes.count)
             if FileObservers.isActive {
-                for (i, w) in writes.enumerated() {
-                    do throws(Errno) {
-                        if w.write.buffered.count > 0 { try w.writer.pageCache.writeAll(w.write.buffered, at: w.write.bufferedOffset) }
-                        if w.write.direct.count > 0 { try w.writer.file.writeAll(w.write.direct, at: w.write.directOffset) }
-                    } catch { errors[i] = error }
-                }
+                for (i, w) in writes.enumerated() { errors[i] = w.writer.perform(w.write) }
             } else {
                 var expected: [Int] = []  // per operation: its write and the byte count it must transfer
                 var owner: [Int] = []
