@@ -275,9 +275,13 @@ public final class GroupCommitter: Sendable {
         }
         let end = DispatchTime.now().uptimeNanoseconds
         for r in requests {
-            let took = end &- r.startedNs
-            latency.record(took)
-            onCommit?(took)
+            // Only fsync waits are flush latencies (the broker's LogFlushRateAndTimeMs); a direct
+            // write's wait is part of the produce time.
+            if r.durable {
+                let took = end &- r.startedNs
+                latency.record(took)
+                onCommit?(took)
+            }
             if let error = outcome[ObjectIdentifier(r.log)] { r.done(.failure(error)) } else { r.done(.success(())) }
         }
     }

@@ -149,9 +149,11 @@ struct DirectIOTests {
         try committer.syncAndWait(log, upTo: 5, durable: false)
         #expect(log.writtenOffset == 5)
         #expect(log.durableOffset == 0)  // written, not synced
+        #expect(committer.latencies.count == 0)  // a write's wait is not a flush latency
         #expect(try readAll(log).map(\.1).last?.hasSuffix("staged-2") == true)
         try committer.syncAndWait(log, upTo: 5)
         #expect(log.durableOffset == 5)
+        #expect(committer.latencies.count == 1)
         // One that fits in the rest of the block holding the written end is a page-cache copy,
         // done at once when no write is in flight.
         let small = try log.append([makeBatch(1, tag: "small", valueBytes: 10)], nowMs: 0, deferFlush: true, deferWrite: true)
