@@ -148,7 +148,7 @@ struct Storage: ParsableCommand {
         @Option(name: .customLong("storage-threads"), help: "sluice.storage.threads: group-commit threads.") var storageThreads = 2
         @Option(name: .customLong("commit-backend"), help: "How group commits issue fdatasync: io_uring (falls back to syscalls where unavailable) or syscalls.")
         var commitBackend = "io_uring"
-        @Option(name: .customLong("in-flight"), help: "Appends per partition awaiting their commit at once (a producer's max.in.flight; with --summary).")
+        @Option(name: .customLong("in-flight"), help: "Appends per partition awaiting their commit (or, in direct mode, their write) at once (a producer's max.in.flight; with --summary).")
         var inFlight = 1
         @Option(name: .customLong("index-lookups"), help: "Random offset lookups timed after the appends (with --summary).")
         var indexLookups = 20_000
@@ -183,7 +183,8 @@ struct Storage: ParsableCommand {
 
         /// The engine alone: `partitions` threads append a pool of prebuilt batches (appending
         /// never modifies a batch) to their own partition; with durability `ack` each waits for
-        /// its group commit, as a producer waits for its acknowledgement.
+        /// its group commit, and in direct mode for its write, as a producer waits for its
+        /// acknowledgement.
         private func runSummary(_ manager: LogManager, config: LogConfig, now: @escaping @Sendable () -> Int64) throws {
             guard partitions >= 1 && partitions <= 1024 else { throw ValidationError("--partitions must be 1...1024") }
             guard inFlight >= 1 && inFlight <= 1024 else { throw ValidationError("--in-flight must be 1...1024") }
