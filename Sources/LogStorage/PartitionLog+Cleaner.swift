@@ -155,9 +155,13 @@ extension PartitionLog {
             }
             try out.seal()
             try out.flush()
-            if out.size == 0 {
+            if out.size == 0 && !outputs.isEmpty {
                 for f in out.paths { try? FileSystem.remove(f) }  // everything in it was removed
             } else {
+                // The first output stays even when empty, as in Kafka (the cleaned segment keeps
+                // its group's base offset): the log's first segment names the log start offset
+                // at the next open, and compaction must not move it (a consumer reading from 0
+                // would be told OFFSET_OUT_OF_RANGE). The next cleaning merges it with what follows.
                 outputs.append(group[0].baseOffset)
             }
         }

@@ -112,6 +112,47 @@ struct CleanerTests {
         #expect(again.count == (try Self.scan(log)).count)
     }
 
+    @Test("a cleaning that empties the first segment keeps the log start offset, across a clean restart and a crash",
+          arguments: [true, false])
+    func logStartSurvivesAnEmptiedFirstSegment(cleanShutdown: Bool) throws {
+        let dir = TempDir()
+        var survivors: [(Int64, String, String?)] = []
+        let directory: String
+        do {
+            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.config() }
+            let log = try manager.createLog(topic: "c", partition: 0, config: Self.config(), nowMs: 0)
+            directory = log.directory
+            // Five keys overwritten 100 times: every record of the first segments is superseded.
+            for b in 0..<100 {
+                let inputs = (0..<5).map { i in
+                    RecordBatchBuilder.Input(key: ByteBuffer(string: "k\(i)"), value: ByteBuffer(string: "v\(b)-\(i)" + String(repeating: "x", count: 100)), timestamp: 1)
+                }
+                _ = try log.append([try RecordBatch(try RecordBatchBuilder().build(inputs))], nowMs: 1)
+            }
+            #expect(log.segmentCount > 3)
+            _ = try #require(try log.clean(nowMs: 10, lastStableOffset: Int64.max, mapBytesMax: 1 << 20))
+            #expect(log.logStartOffset == 0)
+            survivors = try Self.scan(log)
+            #expect(survivors.first!.0 > 0, "the first records were superseded")
+            if cleanShutdown { try manager.shutdown(nowMs: 20) } else { try log.flush(nowMs: 20) }
+            // Without shutdown the process "dies" here: no clean-shutdown marker.
+        }
+        #expect(Directory.fileExists("\(directory)/00000000000000000000.log"), "the first segment keeps base offset 0")
+        let reopened = try LogManager(logDir: dir.path, nowMs: 30) { _ in Self.config() }
+        #expect(reopened.hadCleanShutdown == cleanShutdown)
+        let log = try #require(reopened.log(topic: "c", partition: 0))
+        #expect(log.logStartOffset == 0, "compaction moved the log start offset")
+        // A consumer reading from offset 0 gets the first surviving batch, not OFFSET_OUT_OF_RANGE.
+        let first = try log.read(from: 0, maxBytes: 1 << 20)
+        var batches = RecordBatchSequence(first.records)
+        #expect(batches.next()?.baseOffset == survivors.first!.0)
+        #expect(try Self.scan(log).map(\.0) == survivors.map(\.0))
+        // The next cleaning merges the empty head into what follows, still at base offset 0.
+        _ = try log.clean(nowMs: 40, lastStableOffset: Int64.max, mapBytesMax: 1 << 20, force: true)
+        #expect(log.logStartOffset == 0)
+        #expect(try Self.scan(log).map(\.0) == survivors.map(\.0))
+    }
+
     @Test("an interrupted swap is completed at open, an unfinished staging directory is discarded")
     func crashSafety() throws {
         let dir = TempDir()
