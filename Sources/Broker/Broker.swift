@@ -96,6 +96,7 @@ public final class Broker: @unchecked Sendable {
             var c = config.logDefaults
             c.segmentBytes = segmentBytes
             c.preallocate = false
+            c.preallocateStepBytes = 0
             return c
         }
         groups = try GroupCoordinator(logManager: logManager, config: internalConfig(segmentBytes: config.offsetsTopicSegmentBytes),

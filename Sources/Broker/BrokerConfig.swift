@@ -96,6 +96,7 @@ public struct BrokerConfig: Sendable {
         "log.flush.interval.ms": "flush.ms", "log.preallocate": "preallocate",
         "log.message.timestamp.type": "message.timestamp.type", "message.max.bytes": "max.message.bytes",
         "sluice.io.mode": "sluice.io.mode", "sluice.durability": "sluice.durability",
+        "sluice.preallocate.step.bytes": "sluice.preallocate.step.bytes",
     ]
 
     public static let knownBrokerProperties: Set<String> = [

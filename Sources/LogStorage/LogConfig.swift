@@ -25,6 +25,12 @@ public struct LogConfig: Sendable, Equatable {
     public var flushMs: Int64 = Int64.max
     /// `preallocate`: fallocate the whole segment when it is created.
     public var preallocate = false
+    /// `sluice.preallocate.step.bytes`: without `preallocate`, the active segment reserves its
+    /// blocks (fallocate, file size unchanged) this far ahead of its end, a step at a time; 0
+    /// turns it off. Appends into reserved blocks skip ext4's per-page delayed-allocation work
+    /// (see docs/configuration.md for what it saved); at most one step per active segment is
+    /// reserved beyond its data, and sealing the segment returns what it did not use.
+    public var preallocateStepBytes = 0
     /// `message.timestamp.type`.
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.
@@ -91,6 +97,7 @@ public struct LogConfig: Sendable, Equatable {
          ("retention.ms", "\(retentionMs)"), ("retention.bytes", "\(retentionBytes)"),
          ("file.delete.delay.ms", "\(fileDeleteDelayMs)"), ("flush.messages", "\(flushMessages)"),
          ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
+         ("sluice.preallocate.step.bytes", "\(preallocateStepBytes)"),
          ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
          ("sluice.io.mode", ioMode.rawValue), ("sluice.durability", durability.rawValue)]
             + Self.acceptedDefaults.keys.sorted().map { ($0, accepted[$0] ?? Self.acceptedDefaults[$0]!) }
@@ -116,6 +123,7 @@ public struct LogConfig: Sendable, Equatable {
         case "flush.messages": flushMessages = try int(1)
         case "flush.ms": flushMs = try int(0)
         case "max.message.bytes": maxMessageBytes = Int(try int(0))
+        case "sluice.preallocate.step.bytes": preallocateStepBytes = Int(try int(0))
         case "preallocate":
             guard let b = Bool(value.lowercased()) else { throw .invalid(name: name, value: value, reason: "expected true or false") }
             preallocate = b

@@ -74,6 +74,15 @@ final class LogSegment {
     private(set) var direct: DirectWriter?
     /// Why `direct` is nil although the config asked for it (e.g. tmpfs without O_DIRECT).
     private(set) var directUnavailable: Errno?
+    /// Blocks may be reserved past `size` (`preallocate`, `sluice.preallocate.step.bytes`):
+    /// sealing truncates the file to `size` to return them.
+    private let reserves: Bool
+    /// `sluice.preallocate.step.bytes` (0: no stepping), and how far the file's blocks are
+    /// reserved; stepping stops for good at the first fallocate that fails (e.g. a file system
+    /// without it, or a full disk, where the write itself then reports the error).
+    private var reserveStep: Int
+    private var reservedEnd = 0
+    private let segmentBytes: Int
 
     static func name(_ offset: Int64, _ suffix: String) -> String {
         let digits = String(offset)
@@ -87,10 +96,15 @@ final class LogSegment {
         indexIntervalBytes = config.indexIntervalBytes
         let files = try SegmentFiles(directory: directory, baseOffset: baseOffset, mappedIndexBytes: config.segmentIndexBytes)
         openFiles = Mutex(files)
+        reserves = config.preallocate || config.preallocateStepBytes > 0
+        reserveStep = config.preallocate ? 0 : config.preallocateStepBytes
+        segmentBytes = config.segmentBytes
         do {
             size = Int(try files.log.size())
+            reservedEnd = size
             if config.preallocate && size == 0 {
                 try files.log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
+                reservedEnd = config.segmentBytes
             }
             if config.ioMode == .direct {
                 do { direct = try DirectWriter(path: logPath) } catch let e where e == .invalidArgument { directUnavailable = e }
@@ -172,6 +186,10 @@ final class LogSegment {
         precondition(!sealed, "append to a sealed segment")
         var position = size
         let f = try files()
+        if reserveStep > 0 {
+            let end = size + batches.reduce(0) { $0 + $1.byteCount }
+            if end > reservedEnd { reserve(through: end, f.log) }
+        }
         if let direct {
             do { try direct.stage(batches, at: size, nextOffset: nextOffset, reading: f.log) } catch { throw error.at(logPath) }
         }
@@ -188,6 +206,18 @@ final class LogSegment {
         size = position
         if firstAppendMs == nil { firstAppendMs = nowMs }
         lastAppendMs = nowMs
+    }
+
+    /// Reserves the blocks up to `end` and on to the next step boundary (never past the larger of
+    /// `end` and segment.bytes), keeping the file size.
+    private func reserve(through end: Int, _ log: borrowing FileHandle) {
+        let target = max(end, min(segmentBytes, (end / reserveStep + 1) * reserveStep))
+        do {
+            try log.allocate(offset: Int64(reservedEnd), length: Int64(target - reservedEnd), keepSize: true)
+            reservedEnd = target
+        } catch {
+            reserveStep = 0
+        }
     }
 
     /// How far the file holds this segment's batches: `size`, less what a direct writer has
@@ -368,7 +398,8 @@ final class LogSegment {
         try f.offsetIndex.storage.trim()
         try f.timeIndex.storage.trim()
         do {
-            if try f.log.size() != Int64(size) { try f.log.truncate(to: Int64(size)) }
+            // Truncating to the same size still frees blocks reserved past the end (ext4).
+            if try reserves || f.log.size() != Int64(size) { try f.log.truncate(to: Int64(size)) }
         } catch { throw error.at(logPath) }
         sealed = true
         SegmentFileCache.shared.touch(self)

@@ -142,6 +142,8 @@ struct Storage: ParsableCommand {
         @Option(name: .customLong("record-bytes"), help: "Value size of each record.") var recordBytes = 0
         @Option(name: .customLong("io-mode"), help: "sluice.io.mode: buffered or direct.") var ioMode = "buffered"
         @Flag(help: "Preallocate segments (preallocate=true).") var preallocate = false
+        @Option(name: .customLong("preallocate-step"), help: "sluice.preallocate.step.bytes: reserve blocks this far ahead of the active segment's end (0: off).")
+        var preallocateStep = 0
         @Flag(help: "Print one JSON summary line (throughput, latency) instead of each acknowledged offset; batches are built before the clock starts.")
         var summary = false
         @Option(help: "Partitions appended to concurrently, one appender thread each (with --summary).") var partitions = 1
@@ -158,6 +160,7 @@ struct Storage: ParsableCommand {
             try config.set("sluice.durability", durability)
             try config.set("sluice.io.mode", ioMode)
             config.preallocate = preallocate
+            config.preallocateStepBytes = preallocateStep
             config.segmentBytes = segmentBytes
             let now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
             let manager = try LogManager(logDir: logDir, nowMs: now()) { _ in config }

@@ -268,4 +268,47 @@ struct PartitionLogTests {
         #expect(try c.set("sluice.durability", "ack") && c.durability == .ack)
         #expect(LogConfig.knownNames.contains("index.interval.bytes"))
     }
+
+    /// Bytes of disk the file holds (st_blocks), whatever its size says.
+    static func allocatedBytes(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_blocks) * 512 : -1
+    }
+
+    @Test("preallocation: stepped reservations stay a step ahead of the end, and sealing returns what was not used",
+          arguments: ["step", "whole"])
+    func preallocationIsReturnedOnSeal(mode: String) throws {
+        let dir = TempDir()
+        var config = LogConfig()
+        config.segmentBytes = 4 << 20
+        if mode == "step" { config.preallocateStepBytes = 1 << 20 } else { config.preallocate = true }
+        #expect(try config.set("sluice.preallocate.step.bytes", "\(config.preallocateStepBytes)"))
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "p", partition: 0, config: config, nowMs: 0)
+        let first = "\(log.directory)/00000000000000000000.log"
+        let batch = makeBatch(10, tag: "b", valueBytes: 1_000)  // ~10 KB
+        _ = try log.append([batch], nowMs: 0)
+        let size = batch.byteCount
+        var st = stat()
+        #expect(stat(first, &st) == 0 && Int(st.st_size) == size, "the file size is the data's")
+        let reserved = Self.allocatedBytes(first)
+        #expect(reserved >= (mode == "step" ? 1 << 20 : 4 << 20), "blocks reserved ahead: \(reserved)")
+        if mode == "step" {
+            #expect(reserved <= 2 << 20, "one step, not the segment: \(reserved)")
+            // Past the first step the next one is reserved.
+            while log.sizeBytes < (1 << 20) + 100_000 { _ = try log.append([batch], nowMs: 0) }
+            #expect(Self.allocatedBytes(first) >= 2 << 20)
+        }
+        // A roll seals the segment: the blocks past its data go back.
+        var rolling = config
+        rolling.segmentBytes = 14
+        log.updateConfig(rolling)
+        _ = try log.append([batch], nowMs: 0)
+        #expect(log.segmentCount == 2)
+        #expect(stat(first, &st) == 0)
+        let kept = Self.allocatedBytes(first)
+        #expect(kept <= (Int(st.st_size) + 4095) / 4096 * 4096 + 65536, "sealed segment still holds \(kept) bytes for \(st.st_size)")
+        #expect(try readAll(log).count == Int(log.logEndOffset))
+        try manager.shutdown(nowMs: 1)
+    }
 }
