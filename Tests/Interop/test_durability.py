@@ -10,6 +10,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from conftest import wait_for
+
 
 def read_values(bootstrap, topic, partitions, timeout=30):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "check", "enable.auto.commit": False})
@@ -191,6 +193,54 @@ def test_preallocate_reserves_user_segments_but_not_the_internal_topics(make_slu
     assert len(internal) == 100, f"expected 50 + 50 internal partitions, found {len(internal)} logs"
     assert sum(_allocated_bytes(f) for f in internal) < (1 << 20), "internal topics were preallocated"
     got = read_values(s.bootstrap, "prealloc", 1)
+    assert [v for _, v in got[0]] == values
+
+
+@pytest.mark.parametrize("mode", ["whole", "step"])
+def test_rolled_segments_give_back_the_blocks_preallocation_reserved(make_sluice, mode):
+    """preallocate=true (the whole segment) or sluice.preallocate.step.bytes (a step ahead of
+    the end), set as topic configs: the active segment holds the reservation, and once rolled it
+    holds only its data (sealing once kept every segment's whole reservation)."""
+    segment, step = 32 << 20, 4 << 20
+    s = make_sluice().start()
+    config = {"segment.bytes": str(segment), "segment.ms": "300"}
+    config.update({"preallocate": "true"} if mode == "whole" else {"sluice.preallocate.step.bytes": str(step)})
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("reserve", 1, 1, config=config)]).values():
+        f.result(15)
+    from confluent_kafka.admin import ConfigResource
+    described = list(a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "reserve")]).values())[0].result(15)
+    assert described["preallocate" if mode == "whole" else "sluice.preallocate.step.bytes"].value == config.get("preallocate", str(step))
+    p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0})
+    values = [b"r-%04d-" % i + os.urandom(200).hex().encode() for i in range(200)]
+    for v in values[:100]:
+        p.produce("reserve", value=v, partition=0)
+    assert p.flush(20) == 0
+    first = os.path.join(s.log_dir, "reserve-0", "0" * 20 + ".log")
+    reserved = _allocated_bytes(first)
+    assert reserved >= (segment if mode == "whole" else step), f"reserved only {reserved} bytes"
+    if mode == "step":
+        assert reserved < segment, "a step, not the whole segment"
+    assert os.path.getsize(first) < 1 << 20, "the file size is the data's"
+    # Once segment.ms has passed, the next record rolls the segment.
+    part = os.path.join(s.log_dir, "reserve-0")
+    sent = 100
+
+    def rolled():
+        nonlocal sent
+        if sent < len(values):
+            p.produce("reserve", value=values[sent], partition=0)
+            sent += 1
+            assert p.flush(20) == 0
+        return len([f for f in os.listdir(part) if f.endswith(".log")]) >= 2
+    wait_for(rolled, timeout=10, what="a roll")
+    for v in values[sent:]:
+        p.produce("reserve", value=v, partition=0)
+    assert p.flush(20) == 0
+    size = os.path.getsize(first)
+    assert _allocated_bytes(first) <= (size + 4095) // 4096 * 4096 + (64 << 10), \
+        f"the rolled segment still holds {_allocated_bytes(first)} bytes for {size} bytes of data"
+    got = read_values(s.bootstrap, "reserve", 1)
     assert [v for _, v in got[0]] == values
 
 
