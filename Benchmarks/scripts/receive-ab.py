@@ -26,11 +26,11 @@ COMMON = ["--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
 
 def machine_busy_seconds():
     """CPU-seconds the whole machine spent busy (all processes and kernel threads: the client,
-    and the kernel's writeback workers, which broker CPU does not count), from /proc/stat."""
+    and the kernel's writeback workers, which broker CPU does not count), from /proc/stat:
+    user, nice, system, irq and softirq; not idle, iowait or steal (the host's time)."""
     with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq = [int(x) for x in f.readline().split()[1:8]]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
