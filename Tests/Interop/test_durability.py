@@ -203,14 +203,14 @@ def test_rolled_segments_give_back_the_blocks_preallocation_reserved(make_sluice
     holds only its data (sealing once kept every segment's whole reservation)."""
     segment, step = 32 << 20, 4 << 20
     s = make_sluice().start()
-    config = {"segment.bytes": str(segment), "segment.ms": "300"}
-    config.update({"preallocate": "true"} if mode == "whole" else {"sluice.preallocate.step.bytes": str(step)})
+    knob, value = ("preallocate", "true") if mode == "whole" else ("sluice.preallocate.step.bytes", str(step))
+    config = {"segment.bytes": str(segment), "segment.ms": "300", knob: value}
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("reserve", 1, 1, config=config)]).values():
         f.result(15)
     from confluent_kafka.admin import ConfigResource
     described = list(a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "reserve")]).values())[0].result(15)
-    assert described["preallocate" if mode == "whole" else "sluice.preallocate.step.bytes"].value == config.get("preallocate", str(step))
+    assert described[knob].value == value
     p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0})
     values = [b"r-%04d-" % i + os.urandom(200).hex().encode() for i in range(200)]
     for v in values[:100]:
