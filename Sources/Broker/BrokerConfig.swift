@@ -95,7 +95,8 @@ public struct BrokerConfig: Sendable {
         "log.segment.delete.delay.ms": "file.delete.delay.ms", "log.flush.interval.messages": "flush.messages",
         "log.flush.interval.ms": "flush.ms", "log.preallocate": "preallocate",
         "log.message.timestamp.type": "message.timestamp.type", "message.max.bytes": "max.message.bytes",
-        "sluice.io.mode": "sluice.io.mode", "sluice.durability": "sluice.durability",
+        "sluice.io.mode": "sluice.io.mode", "sluice.io.buffered.submit": "sluice.io.buffered.submit",
+        "sluice.durability": "sluice.durability",
         "sluice.preallocate.step.bytes": "sluice.preallocate.step.bytes",
     ]
 

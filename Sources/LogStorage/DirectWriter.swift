@@ -35,10 +35,10 @@ import Glibc
 /// touches is the partial one, written back whole from the page cache with its old bytes as they
 /// were, so whichever of its sectors reach the disk the prefix reads the same. Only the new
 /// batches can be torn, and their CRC-32C shows it at recovery, which truncates there.
-final class DirectWriter: @unchecked Sendable {
+final class DirectWriter: WriteBehind, @unchecked Sendable {
     /// The O_DIRECT descriptor, and a buffered one of the same file for the partial block.
-    let file: SystemIO.FileHandle
-    let pageCache: SystemIO.FileHandle
+    let file: FileBox
+    let pageCache: FileBox
     private let staging = AlignedBuffer(capacity: DirectWriter.stagingBytes)
     /// Two default-size maximal batches (max.message.bytes, 1 MiB) fit with room to spare: one
     /// in flight while the next is staged. Every active direct-mode segment holds one such buffer.
@@ -61,20 +61,8 @@ final class DirectWriter: @unchecked Sendable {
     private var failure: Errno?
 
     init(path: String) throws(Errno) {
-        file = try SystemIO.FileHandle.open(path, [.writeOnly, .direct])
-        pageCache = try SystemIO.FileHandle.open(path, [.writeOnly])
-    }
-
-    /// One write of staged bytes. Once both parts are in the file, it holds the log up to `end`.
-    struct Write {
-        /// The whole block holding the written end, through the page cache (empty when the
-        /// written end is on a block boundary).
-        let buffered: UnsafeRawBufferPointer
-        let bufferedOffset: Int64
-        /// The whole blocks after it, with O_DIRECT (empty when the new end is in the same block).
-        let direct: UnsafeRawBufferPointer
-        let directOffset: Int64
-        let end: Int
+        file = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly, .direct]))
+        pageCache = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly]))
     }
 
     /// The file holds the log up to `bytes` (offsets below `nextOffset`); nil while nothing was
@@ -87,7 +75,7 @@ final class DirectWriter: @unchecked Sendable {
 
     /// Copies `batches` into the staging buffer behind the segment's `size` bytes (offsets below
     /// `nextOffset`); they reach the file with a later write (`beginWrite` or `drain`). The first
-    /// append reads the partial block that precedes `size` through `log` (the buffered descriptor).
+    /// append reads the partial block that precedes `size` through `log`.
     /// When the buffer is full the append waits for the write in flight, or writes what is staged
     /// itself; an append larger than the buffer is written that way, a buffer at a time.
     func stage(_ batches: [PlacedBatch], at size: Int, nextOffset: Int64, reading log: borrowing SystemIO.FileHandle) throws(Errno) {
@@ -129,9 +117,10 @@ final class DirectWriter: @unchecked Sendable {
         }
     }
 
-    /// Takes everything staged for one write, or nil when nothing is staged or a write is already
-    /// in flight. The caller performs it and reports with `finishWrite`.
-    func beginWrite() -> Write? {
+    /// A write's parts: the whole block holding the written end through the page cache (none when
+    /// the written end is on a block boundary), then the whole blocks after it with O_DIRECT (none
+    /// when the new end is in the same block).
+    func beginWrite() -> StagedWrite? {
         condition.lock()
         defer { condition.unlock() }
         guard let write = prepareLocked() else { return nil }
@@ -139,8 +128,7 @@ final class DirectWriter: @unchecked Sendable {
         return write
     }
 
-    /// Records how a write from `beginWrite` ended: nil when both parts were written whole.
-    func finishWrite(_ write: Write, error: Errno?) {
+    func finishWrite(_ write: StagedWrite, error: Errno?) {
         condition.lock()
         defer { condition.unlock() }
         writing = false
@@ -148,8 +136,6 @@ final class DirectWriter: @unchecked Sendable {
         condition.broadcast()
     }
 
-    /// Returns once everything staged is in the file (waiting for a write in flight, then writing
-    /// the rest on the calling thread); throws the error of a failed write.
     func drain() throws(Errno) {
         condition.lock()
         defer { condition.unlock() }
@@ -158,8 +144,6 @@ final class DirectWriter: @unchecked Sendable {
         try writeLocked()
     }
 
-    /// Forgets the staged state (after truncation or recovery changed the file); call with no
-    /// write in flight (after `drain`).
     func invalidate() {
         condition.lock()
         defer { condition.unlock() }
@@ -195,7 +179,7 @@ final class DirectWriter: @unchecked Sendable {
         }
     }
 
-    private func prepareLocked() -> Write? {
+    private func prepareLocked() -> StagedWrite? {
         guard loaded, !writing, failure == nil, bufferStart + filled > writtenBytes else { return nil }
         let block = AlignedBuffer.alignment
         let end = bufferStart + filled
@@ -213,10 +197,13 @@ final class DirectWriter: @unchecked Sendable {
         if end > directStart {
             direct = UnsafeRawBufferPointer(start: staging.pointer + (directStart - bufferStart), count: padded - (directStart - bufferStart))
         }
-        return Write(buffered: buffered, bufferedOffset: Int64(partialStart), direct: direct, directOffset: Int64(directStart), end: end)
+        let write = StagedWrite(vectors: 2, end: end)
+        write.add(pageCache, at: Int64(partialStart), [buffered])
+        write.add(file, at: Int64(directStart), [direct])
+        return write
     }
 
-    private func complete(_ write: Write, _ error: Errno?) {
+    private func complete(_ write: StagedWrite, _ error: Errno?) {
         if let error {
             failure = failure ?? error
             return
@@ -228,16 +215,6 @@ final class DirectWriter: @unchecked Sendable {
             done += 1
         }
         marks.removeFirst(done)
-    }
-
-    /// Performs a write from `beginWrite` with plain syscalls on the calling thread (the commit
-    /// threads use their ring); nil when both parts were written whole.
-    func perform(_ write: Write) -> Errno? {
-        do throws(Errno) {
-            if write.buffered.count > 0 { try pageCache.writeAll(write.buffered, at: write.bufferedOffset) }
-            if write.direct.count > 0 { try file.writeAll(write.direct, at: write.directOffset) }
-            return nil
-        } catch { return error }
     }
 
     /// Writes everything staged on this thread; the lock is held and no write is in flight.

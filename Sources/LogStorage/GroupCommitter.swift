@@ -133,22 +133,26 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Direct mode: writes the staged batches below each log's offset, one write per log, all in
-    /// flight at once; repeats for a log whose writer was busy with a synchronous write.
+    /// Write-behind (direct mode, or `sluice.io.buffered.submit=ring`): writes the staged batches
+    /// below each log's offset, one write per log, all in flight at once; repeats for a log whose
+    /// writer was busy with a synchronous write or had more staged than one write takes.
     private static func writeStaged(_ logs: [(id: ObjectIdentifier, log: PartitionLog, upTo: Int64)], ring: inout DiskRing,
                                     completions: inout [DiskCompletion], outcome: inout [ObjectIdentifier: StorageError]) {
         var waiting = logs
         while !waiting.isEmpty {
-            var writes: [(entry: (id: ObjectIdentifier, log: PartitionLog, upTo: Int64), writer: DirectWriter, path: String, write: DirectWriter.Write)] = []
+            var writes: [(entry: (id: ObjectIdentifier, log: PartitionLog, upTo: Int64), writer: any WriteBehind, path: String, write: StagedWrite)] = []
+            var operations = 0
             var again: [(id: ObjectIdentifier, log: PartitionLog, upTo: Int64)] = []
             for entry in waiting {
                 switch entry.log.planWrite(upTo: entry.upTo) {
                 case .written: break
                 case .failed(let error): outcome[entry.id] = error
                 case .write(let writer, let path):
-                    if 2 * (writes.count + 1) <= ring.submissionCapacity, let write = writer.beginWrite() {
+                    // A write has at most two parts (DirectWriter), each one operation.
+                    if operations + 2 <= ring.submissionCapacity, let write = writer.beginWrite() {
                         writes.append((entry, writer, path, write))
-                    } else if 2 * (writes.count + 1) > ring.submissionCapacity {
+                        operations += write.parts.count
+                    } else if operations + 2 > ring.submissionCapacity {
                         again.append(entry)  // the next pass
                     } else {
                         // Written, failed or busy meanwhile (an appender that needed room writes
@@ -162,8 +166,9 @@ public final class GroupCommitter: Sendable {
                 waiting = again
                 continue
             }
-            // Each write has up to two parts: the partial block through the page cache, the
-            // whole blocks with O_DIRECT. A part that fails or comes up short fails the write.
+            // Each part of a write is one vectored write (for a DirectWriter: the partial block
+            // through the page cache, the whole blocks with O_DIRECT). A part that fails or comes
+            // up short fails the write.
             var errors = [Errno?](repeating: nil, count: writes.count)
             if FileObservers.isActive {
                 for (i, w) in writes.enumerated() { errors[i] = w.writer.perform(w.write) }
@@ -171,15 +176,18 @@ public final class GroupCommitter: Sendable {
                 var expected: [Int] = []  // per operation: its write and the byte count it must transfer
                 var owner: [Int] = []
                 for (i, w) in writes.enumerated() {
-                    for (fd, bytes, offset) in [(w.writer.pageCache.descriptor, w.write.buffered, w.write.bufferedOffset),
-                                                (w.writer.file.descriptor, w.write.direct, w.write.directOffset)] where bytes.count > 0 {
-                        let accepted = ring.enqueue(.write(.descriptor(fd), bytes, offset: offset), tag: UInt64(owner.count))
-                        precondition(accepted, "the ring has room for two operations per write")
+                    for part in w.write.parts {
+                        let operation: DiskOperation = part.vectors.count == 1
+                            ? .write(.descriptor(part.descriptor), UnsafeRawBufferPointer(start: part.vectors[0].iov_base, count: part.bytes), offset: part.offset)
+                            : .writev(.descriptor(part.descriptor), part.vectors, offset: part.offset)
+                        let accepted = ring.enqueue(operation, tag: UInt64(owner.count))
+                        precondition(accepted, "the ring has room for every part of this pass")
                         owner.append(i)
-                        expected.append(bytes.count)
+                        expected.append(part.bytes)
                     }
                 }
                 completions.removeAll(keepingCapacity: true)
+                StorageStatistics.countRingWrites(writes.count)
                 do {
                     try ring.submit(waitingFor: owner.count)
                     while completions.count < owner.count { try ring.reap(into: &completions, minimum: owner.count - completions.count) }

@@ -2,6 +2,7 @@
 /// `sluice.` prefix. Defaults are Kafka's unless stated.
 public struct LogConfig: Sendable, Equatable {
     public enum IOMode: String, Sendable { case buffered, direct }
+    public enum BufferedSubmit: String, Sendable { case inline, ring }
     public enum Durability: String, Sendable { case none, interval, ack }
     public enum TimestampType: String, Sendable { case createTime = "CreateTime", logAppendTime = "LogAppendTime" }
 
@@ -38,6 +39,12 @@ public struct LogConfig: Sendable, Equatable {
     /// `sluice.io.mode`: `buffered` (page cache, Kafka's way) or `direct` (O_DIRECT appends of
     /// 4 KiB-aligned blocks; see DirectWriter). Applies to segments created after a change.
     public var ioMode: IOMode = .buffered
+    /// `sluice.io.buffered.submit`: how buffered appends reach the page cache. `inline`: a
+    /// `pwritev` by the appending thread (the event loop). `ring`: written behind on the
+    /// group-commit threads' io_uring (see BufferedWriteBehind), every waiting partition's write
+    /// in one submission, with no copy of the received bytes. Applies to segments created after a
+    /// change; direct mode always writes behind.
+    public var bufferedSubmit: BufferedSubmit = .inline
     /// `sluice.durability`: `none` (Kafka's default: page cache, flushed on roll and shutdown),
     /// `interval` (flush.messages / flush.ms), `ack` (fdatasync before an append is acknowledged).
     public var durability: Durability = .none
@@ -99,7 +106,8 @@ public struct LogConfig: Sendable, Equatable {
          ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
          ("sluice.preallocate.step.bytes", "\(preallocateStepBytes)"),
          ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
-         ("sluice.io.mode", ioMode.rawValue), ("sluice.durability", durability.rawValue)]
+         ("sluice.io.mode", ioMode.rawValue), ("sluice.io.buffered.submit", bufferedSubmit.rawValue),
+         ("sluice.durability", durability.rawValue)]
             + Self.acceptedDefaults.keys.sorted().map { ($0, accepted[$0] ?? Self.acceptedDefaults[$0]!) }
     }
 
@@ -133,6 +141,9 @@ public struct LogConfig: Sendable, Equatable {
         case "sluice.io.mode":
             guard let m = IOMode(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected buffered or direct") }
             ioMode = m
+        case "sluice.io.buffered.submit":
+            guard let m = BufferedSubmit(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected inline or ring") }
+            bufferedSubmit = m
         case "sluice.durability":
             guard let d = Durability(rawValue: value) else { throw .invalid(name: name, value: value, reason: "expected none, interval or ack") }
             durability = d

@@ -69,9 +69,12 @@ final class LogSegment {
     private(set) var firstAppendMs: Int64?
     private(set) var lastAppendMs: Int64 = 0
     let indexIntervalBytes: Int
-    /// The O_DIRECT writer when this segment was created with `sluice.io.mode=direct` (and the
-    /// file system supports it); reads always use `log`, the buffered descriptor.
-    private(set) var direct: DirectWriter?
+    /// The write-behind of an active segment created with `sluice.io.mode=direct` (when the file
+    /// system supports O_DIRECT) or `sluice.io.buffered.submit=ring`; nil when appends write
+    /// the file themselves. Reads always use `log`, the buffered descriptor.
+    private(set) var writer: (any WriteBehind)?
+    /// Whether `writer` is a `DirectWriter`.
+    private(set) var writesDirect = false
     /// Why `direct` is nil although the config asked for it (e.g. tmpfs without O_DIRECT).
     private(set) var directUnavailable: Errno?
     /// Blocks may be reserved past `size` (`preallocate`, `sluice.preallocate.step.bytes`):
@@ -107,7 +110,12 @@ final class LogSegment {
                 reservedEnd = config.segmentBytes
             }
             if config.ioMode == .direct {
-                do { direct = try DirectWriter(path: logPath) } catch let e where e == .invalidArgument { directUnavailable = e }
+                do {
+                    writer = try DirectWriter(path: logPath)
+                    writesDirect = true
+                } catch let e where e == .invalidArgument { directUnavailable = e }
+            } else if config.bufferedSubmit == .ring {
+                writer = try BufferedWriteBehind(path: logPath)
             }
         } catch { throw error.at(logPath) }
         txnIndex = TransactionIndex(path: "\(directory)/\(Self.name(baseOffset, ".txnindex"))")
@@ -180,8 +188,8 @@ final class LogSegment {
 
     // MARK: - append
 
-    /// Writes batches at the end, each with its assigned base offset and leader epoch. In direct
-    /// mode they are staged for a later write (`DirectWriter`) and readers see them once written.
+    /// Writes batches at the end, each with its assigned base offset and leader epoch. With a
+    /// write-behind they are staged for a later write and readers see them once written.
     func append(_ batches: [PlacedBatch], nowMs: Int64) throws(StorageError) {
         precondition(!sealed, "append to a sealed segment")
         var position = size
@@ -190,11 +198,11 @@ final class LogSegment {
             let end = size + batches.reduce(0) { $0 + $1.byteCount }
             if end > reservedEnd { reserve(through: end, f.log) }
         }
-        if let direct {
-            do { try direct.stage(batches, at: size, nextOffset: nextOffset, reading: f.log) } catch { throw error.at(logPath) }
+        if let writer {
+            do { try writer.stage(batches, at: size, nextOffset: nextOffset, reading: f.log) } catch { throw error.at(logPath) }
         }
         for batch in batches {
-            if direct == nil {
+            if writer == nil {
                 do {
                     try batch.withParts { (prefix, rest) throws(Errno) in try f.log.writeAll(prefix, rest, at: Int64(position)) }
                 } catch { throw error.at(logPath) }
@@ -220,16 +228,16 @@ final class LogSegment {
         }
     }
 
-    /// How far the file holds this segment's batches: `size`, less what a direct writer has
+    /// How far the file holds this segment's batches: `size`, less what a write-behind has
     /// staged but not yet written. Reads stop here.
-    var readableSize: Int { direct?.written?.bytes ?? size }
+    var readableSize: Int { writer?.written?.bytes ?? size }
     /// The offset after the last batch in the file (`nextOffset` less what is only staged).
-    var readableNextOffset: Int64 { direct?.written?.nextOffset ?? nextOffset }
+    var readableNextOffset: Int64 { writer?.written?.nextOffset ?? nextOffset }
 
-    /// Writes whatever the direct writer has staged (waiting for a write in flight first).
+    /// Writes whatever the write-behind has staged (waiting for a write in flight first).
     func drainWrites() throws(StorageError) {
-        guard let direct else { return }
-        do { try direct.drain() } catch { throw error.at(logPath) }
+        guard let writer else { return }
+        do { try writer.drain() } catch { throw error.at(logPath) }
     }
 
     /// Tracks the largest timestamp and adds index entries every `index.interval.bytes`.
@@ -294,10 +302,10 @@ final class LogSegment {
     /// writes) stay and are synced by the caller.
     func recover(expectedFirstOffset: Int64, fromDisk: Bool = false) throws(StorageError) -> Int {
         // The scan reads past what survives; nothing it read ahead may outlive the cut. The
-        // direct writer (nothing in flight: at open, or drained by `truncate`) forgets its tail
+        // write-behind (nothing in flight: at open, or drained by `truncate`) forgets its tail
         // first, so that reads go by the file's size.
-        direct?.invalidate()
-        defer { dropHeaderWindow(); direct?.invalidate() }
+        writer?.invalidate()
+        defer { dropHeaderWindow(); writer?.invalidate() }
         let f = try files()
         if fromDisk { f.log.dropCleanCache() }
         let fileSize: Int
@@ -351,8 +359,8 @@ final class LogSegment {
     /// Drops every batch at or after `offset`.
     func truncate(to offset: Int64) throws(StorageError) {
         try drainWrites()
-        direct?.invalidate()
-        defer { dropHeaderWindow(); direct?.invalidate() }
+        writer?.invalidate()
+        defer { dropHeaderWindow(); writer?.invalidate() }
         // Replication's truncation may make a rolled segment the active one again.
         if sealed { SegmentFileCache.shared.forget(self) }
         sealed = false
@@ -369,7 +377,7 @@ final class LogSegment {
 
     /// Syncs the log and both indexes. A sealed segment whose files were closed meanwhile is
     /// reopened: fdatasync on any descriptor of a file writes all of its dirty pages. Covers what
-    /// the file holds: a direct writer's staged bytes are written first (`drainWrites`, under the
+    /// the file holds: a write-behind's staged bytes are written first (`drainWrites`, under the
     /// log's lock) if they must be included.
     func flush() throws(StorageError) {
         StorageStatistics.countFsync()
@@ -393,7 +401,7 @@ final class LogSegment {
     func seal() throws(StorageError) {
         guard !sealed else { return }
         try drainWrites()
-        direct = nil
+        writer = nil
         let f = try files()
         try f.offsetIndex.storage.trim()
         try f.timeIndex.storage.trim()

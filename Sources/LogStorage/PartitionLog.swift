@@ -199,7 +199,7 @@ public final class PartitionLog: @unchecked Sendable {
                 // so the next append overwrites any partial bytes); anything else is not trusted.
                 // Nor is a direct writer's failure: staged batches that already had offsets may
                 // never reach the file.
-                if case .io(let e, _) = error, e == .noSpace, segments.last!.direct == nil {} else { goOffline("\(error)") }
+                if case .io(let e, _) = error, e == .noSpace, segments.last!.writer == nil {} else { goOffline("\(error)") }
                 throw error
             }
             unflushedMessages += next - first
@@ -331,7 +331,7 @@ public final class PartitionLog: @unchecked Sendable {
     enum WriteStep {
         case written
         case failed(StorageError)
-        case write(DirectWriter, path: String)
+        case write(any WriteBehind, path: String)
     }
 
     /// What a group-commit round must write so that the files hold everything below `offset`:
@@ -341,7 +341,7 @@ public final class PartitionLog: @unchecked Sendable {
             if let offlineReason { return .failed(.offline(offlineReason)) }
             let active = segments.last!
             if active.readableNextOffset >= offset { return .written }
-            guard let writer = active.direct else { return .written }
+            guard let writer = active.writer else { return .written }
             return .write(writer, path: active.logPath)
         }
     }

@@ -8,4 +8,12 @@ public enum StorageStatistics {
     public static var fsyncs: Int { fsyncCount.load(ordering: .relaxed) }
 
     static func countFsync() { fsyncCount.add(1, ordering: .relaxed) }
+
+    private static let ringWriteCount = Atomic<Int>(0)
+
+    /// Writes of staged batches (direct mode, `sluice.io.buffered.submit=ring`) that a group-commit
+    /// thread submitted on its io_uring, since the process started.
+    public static var ringWrites: Int { ringWriteCount.load(ordering: .relaxed) }
+
+    static func countRingWrites(_ n: Int) { ringWriteCount.add(n, ordering: .relaxed) }
 }

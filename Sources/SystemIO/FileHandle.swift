@@ -83,6 +83,42 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Writes every byte the vectors point at, in order from `offset`, with `pwritev(2)` (at most
+    /// IOV_MAX vectors per call, looping over short writes).
+    public func writeAll(_ vectors: UnsafeBufferPointer<iovec>, at offset: Int64) throws(Errno) {
+        let fd = descriptor
+        if FileObservers.observer(for: fd) != nil {
+            // Observed files take the plain path, so that the observer sees every byte.
+            var at = offset
+            for v in vectors where v.iov_len > 0 {
+                try writeAll(UnsafeRawBufferPointer(start: v.iov_base, count: v.iov_len), at: at)
+                at += Int64(v.iov_len)
+            }
+            return
+        }
+        var next = 0       // first vector not yet written whole
+        var skip = 0       // bytes of it already written
+        var at = offset
+        while next < vectors.count {
+            if skip > 0 {  // finish a vector a short write stopped inside
+                let v = vectors[next]
+                try writeAll(UnsafeRawBufferPointer(start: v.iov_base! + skip, count: v.iov_len - skip), at: at)
+                at += Int64(v.iov_len - skip)
+                next += 1
+                skip = 0
+                continue
+            }
+            let count = min(vectors.count - next, 1024)
+            var n = try retryingInterrupts { pwritev(fd, vectors.baseAddress! + next, Int32(count), off_t(at)) }.get()
+            if n == 0 && vectors[next..<(next + count)].contains(where: { $0.iov_len > 0 }) { throw Errno.ioError }
+            at += Int64(n)
+            while next < vectors.count {
+                let len = vectors[next].iov_len
+                if n >= len { n -= len; next += 1 } else { skip = n; break }
+            }
+        }
+    }
+
     /// Writes every byte of an array (small metadata files; the data path uses buffers).
     public func writeAll(_ bytes: [UInt8], at offset: Int64) throws(Errno) {
         if FileObservers.observer(for: descriptor) != nil {

@@ -63,6 +63,7 @@ struct Server: AsyncParsableCommand {
         let port = try server.start()
         let metricsServer = MetricsServer {
             registry.emitToString() + "# TYPE sluice_log_fsyncs_total counter\nsluice_log_fsyncs_total \(StorageStatistics.fsyncs)\n"
+                + "# TYPE sluice_log_ring_writes_total counter\nsluice_log_ring_writes_total \(StorageStatistics.ringWrites)\n"
         }
         if config.metricsPort > 0 {
             let bound = try metricsServer.start(group: group, host: config.listenerHost, port: config.metricsPort)
@@ -141,6 +142,8 @@ struct Storage: ParsableCommand {
         @Option var batches = 1_000_000
         @Option(name: .customLong("record-bytes"), help: "Value size of each record.") var recordBytes = 0
         @Option(name: .customLong("io-mode"), help: "sluice.io.mode: buffered or direct.") var ioMode = "buffered"
+        @Option(name: .customLong("buffered-submit"), help: "sluice.io.buffered.submit: inline (the appender writes) or ring (written behind on the commit threads' io_uring).")
+        var bufferedSubmit = "inline"
         @Flag(help: "Preallocate segments (preallocate=true).") var preallocate = false
         @Option(name: .customLong("preallocate-step"), help: "sluice.preallocate.step.bytes: reserve blocks this far ahead of the active segment's end (0: off).")
         var preallocateStep = 0
@@ -159,6 +162,7 @@ struct Storage: ParsableCommand {
             var config = LogConfig()
             try config.set("sluice.durability", durability)
             try config.set("sluice.io.mode", ioMode)
+            try config.set("sluice.io.buffered.submit", bufferedSubmit)
             config.preallocate = preallocate
             config.preallocateStepBytes = preallocateStep
             config.segmentBytes = segmentBytes
@@ -255,7 +259,7 @@ struct Storage: ParsableCommand {
             func pct(_ values: [Double], _ p: Double) -> Double { values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * p))] }
             let bytes = pool[0].byteCount * perPartition * partitions
             let fields: [(String, String)] = [
-                ("durability", "\"\(durability)\""), ("io_mode", "\"\(ioMode)\""), ("partitions", "\(partitions)"),
+                ("durability", "\"\(durability)\""), ("io_mode", "\"\(ioMode)\""), ("buffered_submit", "\"\(bufferedSubmit)\""), ("partitions", "\(partitions)"),
                 ("in_flight", "\(inFlight)"),
                 ("batch_bytes", "\(pool[0].byteCount)"), ("batches", "\(perPartition * partitions)"),
                 ("MBps", String(format: "%.1f", Double(bytes) / seconds / 1e6)),

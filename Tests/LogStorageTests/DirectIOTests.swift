@@ -170,9 +170,11 @@ struct DirectIOTests {
     }
 
     @Test("write-behind under load: a reader never sees past the written offset, and every byte lands as buffered mode writes it",
-          arguments: [4, 5] as [UInt64])
-    func concurrentWriteBehind(seed: UInt64) throws {
-        var config = Self.config(.direct)
+          arguments: [(4, LogConfig.IOMode.direct), (5, .direct), (6, .buffered), (7, .buffered)] as [(UInt64, LogConfig.IOMode)])
+    func concurrentWriteBehind(seed: UInt64, mode: LogConfig.IOMode) throws {
+        // Direct mode, or buffered mode written behind on the commit threads' ring.
+        var config = Self.config(mode)
+        config.bufferedSubmit = .ring
         config.segmentBytes = 12 << 20
         config.maxMessageBytes = 8 << 20
         var rng = SplitMix(state: seed)
@@ -185,6 +187,7 @@ struct DirectIOTests {
         let reference = TempDir(), dir = TempDir()
         var buffered = config
         buffered.ioMode = .buffered
+        buffered.bufferedSubmit = .inline
         let refManager = try LogManager(logDir: reference.path, nowMs: 0) { _ in buffered }
         let expected = try refManager.createLog(topic: "c", partition: 0, config: buffered, nowMs: 0)
         for batch in workload { _ = try expected.append([batch], nowMs: 0) }

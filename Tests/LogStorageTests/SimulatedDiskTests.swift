@@ -29,7 +29,10 @@ struct SimulatedDiskTests {
         config.segmentBytes = [2048, 8192, 1 << 20][Int(rng.next() % 3)]
         config.indexIntervalBytes = 256
         config.segmentIndexBytes = 4096
-        config.ioMode = rng.next() % 2 == 0 ? .buffered : .direct
+        // Buffered written inline, buffered written behind (sluice.io.buffered.submit=ring), direct.
+        let mode = rng.next() % 3
+        config.ioMode = mode == 2 ? .direct : .buffered
+        config.bufferedSubmit = mode == 1 ? .ring : .inline
         config.durability = [.none, .interval, .ack][Int(rng.next() % 3)]
         config.flushMessages = 4
         config.preallocate = rng.next() % 4 == 0
@@ -39,7 +42,7 @@ struct SimulatedDiskTests {
         // Odd seeds wait for `ack` through the group committer (the broker's path), even ones flush inline.
         let committer: GroupCommitter? = seed % 2 == 1 ? GroupCommitter(threads: 1) : nil
         defer { committer?.shutdown() }
-        let context = "seed \(seed): segment.bytes \(config.segmentBytes), \(config.ioMode), durability \(config.durability), preallocate \(config.preallocate), committer \(committer != nil)"
+        let context = "seed \(seed): segment.bytes \(config.segmentBytes), \(config.ioMode) (\(config.bufferedSubmit)), durability \(config.durability), preallocate \(config.preallocate), committer \(committer != nil)"
 
         var expected: [Int64: String] = [:]  // the value acknowledged at each offset
         var durable: Int64 = 0               // the highest durable offset the engine reported
@@ -76,7 +79,7 @@ struct SimulatedDiskTests {
                 let valueBytes = Int(rng.next() % 600)
                 for i in 0..<records { attempted.insert(String(repeating: "v", count: valueBytes) + "\(tag)-\(i)") }
                 do {
-                    // Through the committer, direct mode's writes run there too (write-behind), and
+                    // Through the committer, write-behind's writes run there too, and
                     // some appends are not waited for: their batches may be only staged at a crash.
                     let r = try log.append([makeBatch(records, tag: tag, valueBytes: valueBytes)], nowMs: Int64(step),
                                            deferFlush: committer != nil, deferWrite: committer != nil)

@@ -26,6 +26,27 @@ struct FileAndMappingTests {
         #expect(throws: Errno.noEntry) { _ = try FileHandle.open(dir.file("missing"), [.readOnly]) }
     }
 
+    @Test("a vectored write of more vectors than IOV_MAX, some empty, lands every byte in order")
+    func vectoredWriteAll() throws {
+        let dir = TemporaryDirectory()
+        let file = try FileHandle.open(dir.file("vectors"), [.readWrite, .create])
+        // 2,500 pieces (the kernel takes at most 1,024 per pwritev), every seventh one empty.
+        let pieces: [[UInt8]] = (0..<2500).map { i in i % 7 == 0 ? [] : [UInt8](repeating: UInt8(i % 251), count: 1 + i % 13) }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: pieces.reduce(0) { $0 + $1.count }, alignment: 8)
+        defer { storage.deallocate() }
+        var vectors: [iovec] = []
+        var at = 0
+        for piece in pieces {
+            piece.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: storage[at..<(at + piece.count)]).copyMemory(from: $0) }
+            vectors.append(iovec(iov_base: storage.baseAddress! + at, iov_len: piece.count))
+            at += piece.count
+        }
+        try vectors.withUnsafeBufferPointer { try file.writeAll($0, at: 3) }
+        #expect(try file.size() == Int64(3 + at))
+        let back = try file.read(count: at, at: 3)
+        #expect(back == pieces.flatMap { $0 })
+    }
+
     @Test("a shared mapping writes through to the file and msync makes it durable")
     func mappingWritesThrough() throws {
         let dir = TemporaryDirectory()
