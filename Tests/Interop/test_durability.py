@@ -52,13 +52,15 @@ def test_clean_restart_reads_everything_back(sluice):
     assert reports == [1000]
 
 
-@pytest.mark.parametrize("io_mode,durability", [("buffered", "ack"), ("direct", "ack"), ("direct", "none")])
+@pytest.mark.parametrize("io_mode,durability", [("buffered", "ack"), ("direct", "ack"), ("direct", "none"),
+                                               ("ring", "ack"), ("ring", "none")])
 def test_kill_9_loses_no_acknowledged_record(make_sluice, io_mode, durability):
     """SIGKILL mid-stream. With durability `ack` every acknowledged record was fsynced; with
     `none` a process crash (not a power cut) must still keep them, because an acknowledgement
-    waits until the record is in the file: direct mode's write-behind answers only once its
-    O_DIRECT write completed."""
-    s = make_sluice([f"sluice.durability={durability}", f"sluice.io.mode={io_mode}"]).start()
+    waits until the record is in the file: a write-behind (direct mode, or buffered appends
+    with sluice.io.buffered.submit=ring) answers only once its write completed."""
+    mode = ["sluice.io.buffered.submit=ring"] if io_mode == "ring" else [f"sluice.io.mode={io_mode}"]
+    s = make_sluice([f"sluice.durability={durability}"] + mode).start()
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("crash", 2, 1)]).values():
         f.result(15)
@@ -131,6 +133,46 @@ def test_direct_io_as_a_topic_config(sluice):
     got = [m.value for m in c][:len(values)]
     c.close()
     assert got == values
+
+
+def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_sluice):
+    """sluice.io.buffered.submit is a topic config: produce to a ring topic is written by the
+    group-commit threads' io_uring (sluice_log_ring_writes_total moves), produce to an inline
+    topic is not, and both read back whole after a restart."""
+    import urllib.request
+    from confluent_kafka.admin import ConfigResource
+    from conftest import free_port
+
+    port = free_port()
+    s = make_sluice([f"sluice.metrics.port={port}"]).start()
+
+    def ring_writes():
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        return int(next(l for l in text.splitlines() if l.startswith("sluice_log_ring_writes_total ")).split()[1])
+
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("ring-topic", 1, 1, config={"sluice.io.buffered.submit": "ring"}),
+                              NewTopic("inline-topic", 1, 1)]).values():
+        f.result(15)
+    described = {t: a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t)])
+                 for t in ("ring-topic", "inline-topic")}
+    values = {t: list(r.values())[0].result(15)["sluice.io.buffered.submit"].value for t, r in described.items()}
+    assert values == {"ring-topic": "ring", "inline-topic": "inline"}
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 0})
+    payload = [b"%05d" % i + b"r" * (i % 700) for i in range(500)]
+    for v in payload:
+        p.produce("inline-topic", v)
+    assert p.flush(15) == 0
+    before = ring_writes()
+    assert before == 0, "an inline topic was written on the ring"
+    for v in payload:
+        p.produce("ring-topic", v)
+    assert p.flush(15) == 0
+    assert ring_writes() > 0, "the ring topic's appends were not written on the commit threads"
+    s.stop()
+    s.start()
+    for t in ("ring-topic", "inline-topic"):
+        assert [v for _, v in read_values(s.bootstrap, t, 1)[0]] == payload
 
 
 def _files_open_into(pid, directory):
@@ -244,14 +286,15 @@ def test_rolled_segments_give_back_the_blocks_preallocation_reserved(make_sluice
     assert [v for _, v in got[0]] == values
 
 
-def test_consumer_tailing_a_direct_topic_sees_every_record_whole_and_in_order(sluice):
-    """Direct mode writes behind: a record is readable (and the high watermark covers it) only
-    once its write landed. A consumer reading while a producer writes must get every value, in
-    order, with intact CRCs (librdkafka checks them with check.crcs), never bytes still on their
-    way to the file."""
+@pytest.mark.parametrize("write_behind", [{"sluice.io.mode": "direct"}, {"sluice.io.buffered.submit": "ring"}],
+                         ids=["direct", "ring"])
+def test_consumer_tailing_a_direct_topic_sees_every_record_whole_and_in_order(sluice, write_behind):
+    """Direct mode, and buffered mode with sluice.io.buffered.submit=ring, write behind: a
+    record is readable (and the high watermark covers it) only once its write landed. A consumer
+    reading while a producer writes must get every value, in order, with intact CRCs (librdkafka
+    checks them with check.crcs), never bytes still on their way to the file."""
     a = AdminClient({"bootstrap.servers": sluice.bootstrap})
-    for f in a.create_topics([NewTopic("tail-direct", 2, 1, config={"sluice.io.mode": "direct",
-                                                                    "segment.bytes": "1048576"})]).values():
+    for f in a.create_topics([NewTopic("tail-direct", 2, 1, config={**write_behind, "segment.bytes": "1048576"})]).values():
         f.result(15)
     rng = random.Random(11)
     values = [b"%06d-" % i + os.urandom(rng.choice([10, 700, 3000, 9000])) for i in range(12000)]
