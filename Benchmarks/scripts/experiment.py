@@ -45,7 +45,8 @@ TOPIC_TO_BROKER = {
 }
 # Short names accepted for Sluice's own knobs.
 ALIASES = {"io.mode": "sluice.io.mode", "durability": "sluice.durability", "storage.threads": "sluice.storage.threads",
-           "commit.backend": "sluice.storage.commit.backend", "preallocate.step.bytes": "sluice.preallocate.step.bytes"}
+           "commit.backend": "sluice.storage.commit.backend", "preallocate.step.bytes": "sluice.preallocate.step.bytes",
+           "buffered.submit": "sluice.io.buffered.submit"}
 # A knob that is not a broker property: the partitions of every workload's topic.
 PARTITIONS = "partitions"
 KINDS = ("produce", "catchup", "recovery")

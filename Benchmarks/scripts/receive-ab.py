@@ -6,9 +6,13 @@ drift on a shared machine hits both alike.
 
 Any two broker overrides can be compared the same way, e.g. the I/O modes:
     Benchmarks/scripts/receive-ab.py 3 sluice.io.mode=buffered sluice.io.mode=direct
+A side may hold several overrides, separated by spaces (quote it), e.g. fsync before ack with
+buffered appends written inline and on the commit threads' ring:
+    Benchmarks/scripts/receive-ab.py 3 "sluice.durability=ack" "sluice.durability=ack sluice.io.buffered.submit=ring"
 
 Usage: Benchmarks/scripts/receive-ab.py [ROUNDS [OVERRIDE_A OVERRIDE_B]]   (default 3 rounds of
-sluice.socket.receive=frames against =cumulation; needs `make release`)
+sluice.socket.receive=frames against =cumulation; needs `make release`). AB_WORKLOAD=100 or
+AB_WORKLOAD=1024 runs only the workload of that record size.
 """
 import os
 import statistics
@@ -44,14 +48,17 @@ def main():
     C.ensure_kperf()
     libdir = C.librdkafka_dir()
     broker = C.sluice(binary, os.path.join("/var/tmp", f"sluice-receive-ab-{os.getpid()}"))
+    only = os.environ.get("AB_WORKLOAD")
     for name, args in WORKLOADS:
+        if only and args[args.index("-s") + 1] != only:
+            continue
         results = {a: [], b: []}
         # Round -1 warms up and is not counted: on this VM memory the guest freed a few seconds
         # earlier goes back to the host (free-page reporting), and the first run that needs more
         # page cache than the run before it freed paid for that (Benchmarks/README.md).
         for r in range(-1, rounds):
             for mode in ((a,) if r < 0 else (a, b) if r % 2 == 0 else (b, a)):
-                broker.start([mode])
+                broker.start(mode.split())
                 try:
                     # The measured topic exists before the clock starts (creating it is not measured).
                     C.kperf("produce", broker.bootstrap, ["-t", "ab", "-n", "1000", "-s", "100", "--acks", "1", "--partitions", "3"], libdir)

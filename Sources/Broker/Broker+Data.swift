@@ -14,8 +14,9 @@ extension Broker {
         let request = try ProduceRequest.decode(from: &body, version: context.version)
         // Appends run here, on the connection's event loop, so that pipelined requests of one
         // connection are appended in the order they were sent. Page-cache writes are quick; the
-        // fsyncs that durability `ack` needs, and direct mode's writes, go to the group committer,
-        // which handles every partition that is waiting in one io_uring submission.
+        // fsyncs that durability `ack` needs, and the writes of a write-behind (direct mode,
+        // sluice.io.buffered.submit=ring), go to the group committer, which handles every
+        // partition that is waiting in one io_uring submission.
         let (response, flushes) = produce(request, version: context.version)
         if flushes.isEmpty {
             return context.eventLoop.makeSucceededFuture(request.acks == 0 ? nil : frame(response, context))

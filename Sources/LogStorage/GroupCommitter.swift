@@ -12,10 +12,12 @@ import SystemIO
 /// request that arrives while a round is in flight rides on the next one. A log always goes to
 /// the same thread, so its rounds never overlap.
 ///
-/// In direct mode (`sluice.io.mode=direct`) a round first writes what the waiting logs' active
-/// segments have staged (`DirectWriter`): per log, the block holding the written end through the
-/// page cache and the blocks after it with O_DIRECT, every log's parts in one `io_uring_enter`;
-/// it syncs afterwards only for the requests that asked for durability.
+/// With a write-behind (`sluice.io.mode=direct`, or `sluice.io.buffered.submit=ring`) a round
+/// first writes what the waiting logs' active segments have staged (`WriteBehind`): per log one
+/// vectored page-cache write of the received batches (`BufferedWriteBehind`), or the block
+/// holding the written end through the page cache and the blocks after it with O_DIRECT
+/// (`DirectWriter`), every log's parts in one `io_uring_enter`; it syncs afterwards only for the
+/// requests that asked for durability.
 ///
 /// Waiters are called on the commit thread; they must not block.
 ///
