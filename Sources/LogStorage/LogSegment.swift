@@ -216,10 +216,15 @@ final class LogSegment {
         lastAppendMs = nowMs
     }
 
-    /// Reserves the blocks up to `end` and on to the next step boundary (never past the larger of
-    /// `end` and segment.bytes), keeping the file size.
+    /// Reserves the blocks up to `end` and ahead of it by a step, or by as much as the segment
+    /// holds if that is less (64 KiB at least), never past the larger of `end` and segment.bytes;
+    /// the file size stays. So a quiet segment reserves little (at most about its own size again)
+    /// and a busy one a step at a time.
+    static let reserveAheadMinimum = 64 << 10
+
     private func reserve(through end: Int, _ log: borrowing FileHandle) {
-        let target = max(end, min(segmentBytes, (end / reserveStep + 1) * reserveStep))
+        let ahead = min(reserveStep, max(end, Self.reserveAheadMinimum))
+        let target = max(end, min(segmentBytes, end + ahead))
         do {
             try log.allocate(offset: Int64(reservedEnd), length: Int64(target - reservedEnd), keepSize: true)
             reservedEnd = target
