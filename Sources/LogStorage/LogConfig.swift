@@ -27,11 +27,11 @@ public struct LogConfig: Sendable, Equatable {
     /// `preallocate`: fallocate the whole segment when it is created.
     public var preallocate = false
     /// `sluice.preallocate.step.bytes`: without `preallocate`, the active segment reserves its
-    /// blocks (fallocate, file size unchanged) this far ahead of its end, a step at a time; 0
-    /// turns it off. Appends into reserved blocks skip ext4's per-page delayed-allocation work
-    /// (see docs/configuration.md for what it saved); at most one step per active segment is
-    /// reserved beyond its data, and sealing the segment returns what it did not use.
-    public var preallocateStepBytes = 0
+    /// blocks (fallocate, file size unchanged) ahead of its end by this much, or by as much as it
+    /// holds if that is less (64 KiB at least); 0 turns it off. Appends into reserved blocks skip
+    /// ext4's per-page delayed-allocation work (see docs/configuration.md for what it saved);
+    /// sealing the segment returns what it did not use. Ours; on by default (16 MiB).
+    public var preallocateStepBytes = 16 << 20
     /// `message.timestamp.type`.
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.

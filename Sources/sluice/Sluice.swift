@@ -145,8 +145,8 @@ struct Storage: ParsableCommand {
         @Option(name: .customLong("buffered-submit"), help: "sluice.io.buffered.submit: inline (the appender writes) or ring (written behind on the commit threads' io_uring).")
         var bufferedSubmit = "inline"
         @Flag(help: "Preallocate segments (preallocate=true).") var preallocate = false
-        @Option(name: .customLong("preallocate-step"), help: "sluice.preallocate.step.bytes: reserve blocks this far ahead of the active segment's end (0: off).")
-        var preallocateStep = 0
+        @Option(name: .customLong("preallocate-step"), help: "sluice.preallocate.step.bytes: reserve blocks up to this far ahead of the active segment's end (0: off).")
+        var preallocateStep = LogConfig().preallocateStepBytes
         @Flag(help: "Print one JSON summary line (throughput, latency) instead of each acknowledged offset; batches are built before the clock starts.")
         var summary = false
         @Option(help: "Partitions appended to concurrently, one appender thread each (with --summary).") var partitions = 1
