@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""End-to-end latency side by side, one run: two sets of broker overrides, alternating on fresh
+brokers, each round one kperf e2e run (acks=all, 1 KiB records, producer and consumer in one
+process) at a fixed rate. Prints p50/p99/p99.9 per run and the median of each side.
+
+Usage: Benchmarks/scripts/e2e-ab.py [ROUNDS [RATE [OVERRIDES_A OVERRIDES_B]]]
+  default: 4 rounds at 10,000 records/s of "sluice.durability=ack sluice.preallocate.step.bytes=0"
+  against "sluice.durability=ack"; a side may hold several overrides separated by spaces.
+  E2E_LINGER_MS (default 0) is the producer's linger.ms. Needs `make release`.
+"""
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as C  # noqa: E402
+
+
+def main():
+    if len(sys.argv) not in (1, 2, 3, 5):
+        sys.exit(__doc__)
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    rate = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    a, b = (sys.argv[3:5] if len(sys.argv) == 5
+            else ("sluice.durability=ack sluice.preallocate.step.bytes=0", "sluice.durability=ack"))
+    linger = os.environ.get("E2E_LINGER_MS", "0")
+    binary = os.path.join(C.ROOT, ".build", "release", "sluice")
+    if not os.path.exists(binary):
+        sys.exit("e2e-ab: build the release binary first (make release)")
+    C.ensure_kperf()
+    libdir = C.librdkafka_dir()
+    broker = C.sluice(binary, os.path.join("/var/tmp", f"sluice-e2e-ab-{os.getpid()}"))
+    count = max(2000, rate * 10)  # ten seconds at the rate
+    results = {a: [], b: []}
+    for r in range(rounds):
+        for side in ((a, b) if r % 2 == 0 else (b, a)):
+            broker.start(side.split())
+            try:
+                out = C.kperf("e2e", broker.bootstrap, ["-t", "e2e", "-n", str(count), "-s", "1024", "--rate", str(rate),
+                                                        "--partitions", "3", "--linger-ms", linger], libdir)
+            finally:
+                broker.stop()
+            results[side].append(out)
+            print(f"{side:60} p50 {out.get('e2e_ms_p50')} ms  p99 {out.get('e2e_ms_p99')} ms  p99.9 {out.get('e2e_ms_p999')} ms",
+                  flush=True)
+    for side in (a, b):
+        got = [x for x in results[side] if x.get("e2e_ms_p99") is not None]
+        if got:
+            print(f"median of {len(got)}: {side}: p50 {statistics.median(x['e2e_ms_p50'] for x in got):.3f} ms, "
+                  f"p99 {statistics.median(x['e2e_ms_p99'] for x in got):.3f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
