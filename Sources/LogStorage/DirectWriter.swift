@@ -199,7 +199,7 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
         }
         let write = StagedWrite(vectors: 2, end: end)
         write.add(pageCache, at: Int64(partialStart), [buffered])
-        write.add(file, at: Int64(directStart), [direct])
+        write.add(file, at: Int64(directStart), [direct], resumable: false)
         return write
     }
 

@@ -172,11 +172,13 @@ public final class GroupCommitter: Sendable {
             // through the page cache, the whole blocks with O_DIRECT). A part that fails or comes
             // up short fails the write.
             var errors = [Errno?](repeating: nil, count: writes.count)
+            StorageStatistics.countWritesBehind(writes.count)
             if FileObservers.isActive {
                 for (i, w) in writes.enumerated() { errors[i] = w.writer.perform(w.write) }
             } else {
-                var expected: [Int] = []  // per operation: its write and the byte count it must transfer
+                var expected: [Int] = []  // per operation: its write, its part and the byte count it must transfer
                 var owner: [Int] = []
+                var partOf: [StagedWrite.Part] = []
                 for (i, w) in writes.enumerated() {
                     for part in w.write.parts {
                         let operation: DiskOperation = part.vectors.count == 1
@@ -185,11 +187,11 @@ public final class GroupCommitter: Sendable {
                         let accepted = ring.enqueue(operation, tag: UInt64(owner.count))
                         precondition(accepted, "the ring has room for every part of this pass")
                         owner.append(i)
+                        partOf.append(part)
                         expected.append(part.bytes)
                     }
                 }
                 completions.removeAll(keepingCapacity: true)
-                StorageStatistics.countRingWrites(writes.count)
                 do {
                     try ring.submit(waitingFor: owner.count)
                     while completions.count < owner.count { try ring.reap(into: &completions, minimum: owner.count - completions.count) }
@@ -197,7 +199,10 @@ public final class GroupCommitter: Sendable {
                         let i = owner[Int(c.tag)]
                         switch c.result {
                         case .failure(let e): errors[i] = errors[i] ?? e
-                        case .success(let n) where n != expected[Int(c.tag)]: errors[i] = errors[i] ?? .ioError  // out of room, or failing
+                        case .success(let n) where n != expected[Int(c.tag)]:
+                            // A short page-cache write is finished here (the next write reports
+                            // a real error: a full disk, a failing one); a short O_DIRECT one fails.
+                            do { try partOf[Int(c.tag)].finish(after: n) } catch { errors[i] = errors[i] ?? error }
                         case .success: break
                         }
                     }

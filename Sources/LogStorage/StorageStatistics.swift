@@ -9,11 +9,12 @@ public enum StorageStatistics {
 
     static func countFsync() { fsyncCount.add(1, ordering: .relaxed) }
 
-    private static let ringWriteCount = Atomic<Int>(0)
+    private static let writeBehindCount = Atomic<Int>(0)
 
-    /// Writes of staged batches (direct mode, `sluice.io.buffered.submit=ring`) that a group-commit
-    /// thread submitted on its io_uring, since the process started.
-    public static var ringWrites: Int { ringWriteCount.load(ordering: .relaxed) }
+    /// Writes of staged batches (direct mode, `sluice.io.buffered.submit=ring`) done by a
+    /// group-commit thread (on its io_uring, or as syscalls under a simulated disk), since the
+    /// process started.
+    public static var writesBehind: Int { writeBehindCount.load(ordering: .relaxed) }
 
-    static func countRingWrites(_ n: Int) { ringWriteCount.add(n, ordering: .relaxed) }
+    static func countWritesBehind(_ n: Int) { writeBehindCount.add(n, ordering: .relaxed) }
 }

@@ -56,6 +56,25 @@ final class StagedWrite: @unchecked Sendable {
         let vectors: UnsafeBufferPointer<iovec>
         let offset: Int64
         let bytes: Int
+        /// Whether a short write may be finished from where it stopped (page-cache writes; an
+        /// O_DIRECT one could stop off a block boundary).
+        let resumable: Bool
+
+        /// Writes what a short write of `done` bytes left, on the calling thread.
+        func finish(after done: Int) throws(Errno) {
+            guard resumable, done < bytes else { throw Errno.ioError }
+            var skip = done
+            var rest: [iovec] = []
+            for v in vectors {
+                if skip >= v.iov_len { skip -= v.iov_len; continue }
+                rest.append(iovec(iov_base: v.iov_base.map { $0 + skip }, iov_len: v.iov_len - skip))
+                skip = 0
+            }
+            let outcome: Result<Void, Errno> = rest.withUnsafeBufferPointer { tail in
+                do throws(Errno) { try file.handle.writeAll(tail, at: offset + Int64(done)); return .success(()) } catch { return .failure(error) }
+            }
+            try outcome.get()
+        }
     }
 
     private(set) var parts: [Part] = []
@@ -77,8 +96,8 @@ final class StagedWrite: @unchecked Sendable {
     }
 
     /// Adds a part whose vectors point at `buffers`, written at `offset` of `file`. Empty
-    /// buffers are skipped, and a part with no bytes is not added.
-    func add(_ file: FileBox, at offset: Int64, _ buffers: [UnsafeRawBufferPointer]) {
+    /// buffers are skipped, and a part with no bytes is not added. `resumable`: see `Part`.
+    func add(_ file: FileBox, at offset: Int64, _ buffers: [UnsafeRawBufferPointer], resumable: Bool = true) {
         let start = vectorsUsed
         var bytes = 0
         for b in buffers where b.count > 0 {
@@ -89,7 +108,7 @@ final class StagedWrite: @unchecked Sendable {
         }
         guard bytes > 0 else { return }
         parts.append(Part(file: file, vectors: UnsafeBufferPointer(rebasing: vectorStorage[start..<vectorsUsed]),
-                          offset: offset, bytes: bytes))
+                          offset: offset, bytes: bytes, resumable: resumable))
     }
 }
 

@@ -63,7 +63,7 @@ struct Server: AsyncParsableCommand {
         let port = try server.start()
         let metricsServer = MetricsServer {
             registry.emitToString() + "# TYPE sluice_log_fsyncs_total counter\nsluice_log_fsyncs_total \(StorageStatistics.fsyncs)\n"
-                + "# TYPE sluice_log_ring_writes_total counter\nsluice_log_ring_writes_total \(StorageStatistics.ringWrites)\n"
+                + "# TYPE sluice_log_write_behind_writes_total counter\nsluice_log_write_behind_writes_total \(StorageStatistics.writesBehind)\n"
         }
         if config.metricsPort > 0 {
             let bound = try metricsServer.start(group: group, host: config.listenerHost, port: config.metricsPort)

@@ -137,7 +137,7 @@ def test_direct_io_as_a_topic_config(sluice):
 
 def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_sluice):
     """sluice.io.buffered.submit is a topic config: produce to a ring topic is written by the
-    group-commit threads' io_uring (sluice_log_ring_writes_total moves), produce to an inline
+    group-commit threads' io_uring (sluice_log_write_behind_writes_total moves), produce to an inline
     topic is not, and both read back whole after a restart."""
     import urllib.request
     from confluent_kafka.admin import ConfigResource
@@ -146,9 +146,9 @@ def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_slu
     port = free_port()
     s = make_sluice([f"sluice.metrics.port={port}"]).start()
 
-    def ring_writes():
+    def writes_behind():
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        return int(next(l for l in text.splitlines() if l.startswith("sluice_log_ring_writes_total ")).split()[1])
+        return int(next(l for l in text.splitlines() if l.startswith("sluice_log_write_behind_writes_total ")).split()[1])
 
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("ring-topic", 1, 1, config={"sluice.io.buffered.submit": "ring"}),
@@ -163,12 +163,12 @@ def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_slu
     for v in payload:
         p.produce("inline-topic", v)
     assert p.flush(15) == 0
-    before = ring_writes()
+    before = writes_behind()
     assert before == 0, "an inline topic was written on the ring"
     for v in payload:
         p.produce("ring-topic", v)
     assert p.flush(15) == 0
-    assert ring_writes() > 0, "the ring topic's appends were not written on the commit threads"
+    assert writes_behind() > 0, "the ring topic's appends were not written on the commit threads"
     s.stop()
     s.start()
     for t in ("ring-topic", "inline-topic"):

@@ -34,9 +34,9 @@ struct BufferedWriteBehindTests {
         #expect(log.writtenOffset == 2)
         #expect(try readAll(log).map(\.0) == [0, 1])
         #expect(try log.readSlices(from: 2, maxBytes: 1 << 20).bytes == 0)
-        let ringWrites = StorageStatistics.ringWrites
+        let writesBehind = StorageStatistics.writesBehind
         try committer.syncAndWait(log, upTo: 5, durable: false)
-        #expect(StorageStatistics.ringWrites > ringWrites, "the commit thread did not write on its ring")
+        #expect(StorageStatistics.writesBehind > writesBehind, "the commit thread did not write the staged batch")
         #expect(log.writtenOffset == 5)
         #expect(log.durableOffset == 0)
         #expect(try readAll(log).map(\.1).last?.hasSuffix("staged-2") == true)
@@ -86,6 +86,36 @@ struct BufferedWriteBehindTests {
         while let b = sequence.next() { seen.append((b.baseOffset, b.partitionLeaderEpoch)) }
         #expect(sequence.error == nil)
         #expect(seen.map(\.0) == [7, 9] && seen.map(\.1) == [3, 3])
+    }
+
+    @Test("a short page-cache write is finished from where it stopped; a short O_DIRECT one is not")
+    func shortWriteIsFinished() throws {
+        let dir = TempDir()
+        let path = "\(dir.path)/short"
+        let box = FileBox(try SystemIO.FileHandle.open(path, [.readWrite, .create]))
+        let pieces: [[UInt8]] = [Array("0123".utf8), Array("456789".utf8), [], Array("abcdefghij".utf8)]
+        let whole = pieces.flatMap { $0 }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: whole.count, alignment: 8)
+        defer { storage.deallocate() }
+        storage.copyBytes(from: whole)
+        var buffers: [UnsafeRawBufferPointer] = []
+        var at = 0
+        for p in pieces {
+            buffers.append(UnsafeRawBufferPointer(rebasing: storage[at..<(at + p.count)]))
+            at += p.count
+        }
+        for done in [0, 3, 4, 7, 10, 19] {
+            let write = StagedWrite(vectors: pieces.count, end: 0)
+            write.add(box, at: 100, buffers)
+            try box.handle.truncate(to: 0)
+            // What a short write of `done` bytes would have put in the file.
+            try box.handle.writeAll(UnsafeRawBufferPointer(rebasing: storage[0..<done]), at: 100)
+            try write.parts[0].finish(after: done)
+            #expect(try box.handle.read(count: 200, at: 100) == whole, "after a short write of \(done) bytes")
+        }
+        let direct = StagedWrite(vectors: pieces.count, end: 0)
+        direct.add(box, at: 0, buffers, resumable: false)
+        #expect(throws: Errno.ioError) { try direct.parts[0].finish(after: 3) }
     }
 
     @Test("more batches staged than one write takes: the round writes them in several passes, in order")
