@@ -169,16 +169,17 @@ public final class GroupCommitter: Sendable {
                 continue
             }
             // Each part of a write is one vectored write (for a DirectWriter: the partial block
-            // through the page cache, the whole blocks with O_DIRECT). A part that fails or comes
-            // up short fails the write.
+            // through the page cache, the whole blocks with O_DIRECT). A part that fails fails the
+            // write; one that comes up short is finished or fails (below).
             var errors = [Errno?](repeating: nil, count: writes.count)
             StorageStatistics.countWritesBehind(writes.count)
             if FileObservers.isActive {
                 for (i, w) in writes.enumerated() { errors[i] = w.writer.perform(w.write) }
             } else {
-                var expected: [Int] = []  // per operation: its write, its part and the byte count it must transfer
+                // Per operation: its write, its part, and the byte count it must transfer.
                 var owner: [Int] = []
                 var partOf: [StagedWrite.Part] = []
+                var expected: [Int] = []
                 for (i, w) in writes.enumerated() {
                     for part in w.write.parts {
                         let operation: DiskOperation = part.vectors.count == 1

@@ -73,8 +73,6 @@ final class LogSegment {
     /// system supports O_DIRECT) or `sluice.io.buffered.submit=ring`; nil when appends write
     /// the file themselves. Reads always use `log`, the buffered descriptor.
     private(set) var writer: (any WriteBehind)?
-    /// Whether `writer` is a `DirectWriter`.
-    private(set) var writesDirect = false
     /// Why `direct` is nil although the config asked for it (e.g. tmpfs without O_DIRECT).
     private(set) var directUnavailable: Errno?
     /// Blocks may be reserved past `size` (`preallocate`, `sluice.preallocate.step.bytes`):
@@ -110,10 +108,7 @@ final class LogSegment {
                 reservedEnd = config.segmentBytes
             }
             if config.ioMode == .direct {
-                do {
-                    writer = try DirectWriter(path: logPath)
-                    writesDirect = true
-                } catch let e where e == .invalidArgument { directUnavailable = e }
+                do { writer = try DirectWriter(path: logPath) } catch let e where e == .invalidArgument { directUnavailable = e }
             } else if config.bufferedSubmit == .ring {
                 writer = try BufferedWriteBehind(path: logPath)
             }
