@@ -150,6 +150,16 @@ def sluice(binary, data):
     return Broker("sluice", argv, data)
 
 
+def release_broker(tool):
+    """For the A/B scripts: this checkout's release broker (fresh data under /var/tmp each start),
+    kperf built, and the librdkafka directory; exits with a hint when `make release` is due."""
+    binary = os.path.join(ROOT, ".build", "release", "sluice")
+    if not os.path.exists(binary):
+        sys.exit(f"{tool}: build the release binary first (make release)")
+    ensure_kperf()
+    return sluice(binary, os.path.join("/var/tmp", f"sluice-{tool}-{os.getpid()}")), librdkafka_dir()
+
+
 def tansu(binary, data):
     def argv(port, d, extra):
         return [binary, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",

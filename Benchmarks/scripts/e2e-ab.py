@@ -24,12 +24,7 @@ def main():
     a, b = (sys.argv[3:5] if len(sys.argv) == 5
             else ("sluice.durability=ack sluice.preallocate.step.bytes=0", "sluice.durability=ack"))
     linger = os.environ.get("E2E_LINGER_MS", "0")
-    binary = os.path.join(C.ROOT, ".build", "release", "sluice")
-    if not os.path.exists(binary):
-        sys.exit("e2e-ab: build the release binary first (make release)")
-    C.ensure_kperf()
-    libdir = C.librdkafka_dir()
-    broker = C.sluice(binary, os.path.join("/var/tmp", f"sluice-e2e-ab-{os.getpid()}"))
+    broker, libdir = C.release_broker("e2e-ab")
     count = max(2000, rate * 10)  # ten seconds at the rate
     results = {a: [], b: []}
     for r in range(rounds):

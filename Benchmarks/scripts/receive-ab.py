@@ -42,12 +42,7 @@ def main():
     if len(sys.argv) not in (1, 2, 4):
         sys.exit(__doc__)
     a, b = sys.argv[2:4] if len(sys.argv) == 4 else ("sluice.socket.receive=frames", "sluice.socket.receive=cumulation")
-    binary = os.path.join(C.ROOT, ".build", "release", "sluice")
-    if not os.path.exists(binary):
-        sys.exit("receive-ab: build the release binary first (make release)")
-    C.ensure_kperf()
-    libdir = C.librdkafka_dir()
-    broker = C.sluice(binary, os.path.join("/var/tmp", f"sluice-receive-ab-{os.getpid()}"))
+    broker, libdir = C.release_broker("receive-ab")
     only = os.environ.get("AB_WORKLOAD")
     for name, args in WORKLOADS:
         if only and args[args.index("-s") + 1] != only:

@@ -35,7 +35,7 @@ import Glibc
 /// touches is the partial one, written back whole from the page cache with its old bytes as they
 /// were, so whichever of its sectors reach the disk the prefix reads the same. Only the new
 /// batches can be torn, and their CRC-32C shows it at recovery, which truncates there.
-final class DirectWriter: WriteBehind, @unchecked Sendable {
+final class DirectWriter: WriteBehindCore, WriteBehind, @unchecked Sendable {
     /// The O_DIRECT descriptor, and a buffered one of the same file for the partial block.
     let file: FileBox
     let pageCache: FileBox
@@ -44,33 +44,15 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
     /// in flight while the next is staged. Every active direct-mode segment holds one such buffer.
     static let stagingBytes = 4 << 20
 
-    /// Guards everything below; appenders wait on it for room, `drain` for a write in flight.
-    private let condition = NSCondition()
     /// `staging[0..<filled]` holds the file's bytes from `bufferStart` (a block boundary) on.
     private var bufferStart = 0
     private var filled = 0
-    /// False until the first append (and after `invalidate`): the segment's size is the truth.
-    private var loaded = false
-    /// A write of staged bytes is in flight (their memory must not move).
-    private var writing = false
-    private var writtenBytes = 0
-    private var writtenNextOffset: Int64 = 0
     /// Per append: where its bytes end and the offset after it, until they are written.
     private var marks: [(end: Int, nextOffset: Int64)] = []
-    /// A failed write: the staged bytes cannot be trusted to reach the file, so nothing more is.
-    private var failure: Errno?
 
     init(path: String) throws(Errno) {
         file = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly, .direct]))
         pageCache = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly]))
-    }
-
-    /// The file holds the log up to `bytes` (offsets below `nextOffset`); nil while nothing was
-    /// staged since the writer was (re)loaded, when the segment's own size and offset are exact.
-    var written: (bytes: Int, nextOffset: Int64)? {
-        condition.lock()
-        defer { condition.unlock() }
-        return loaded ? (writtenBytes, writtenNextOffset) : nil
     }
 
     /// Copies `batches` into the staging buffer behind the segment's `size` bytes (offsets below
@@ -79,8 +61,8 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
     /// When the buffer is full the append waits for the write in flight, or writes what is staged
     /// itself; an append larger than the buffer is written that way, a buffer at a time.
     func stage(_ batches: [PlacedBatch], at size: Int, nextOffset: Int64, reading log: borrowing SystemIO.FileHandle) throws(Errno) {
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if let failure { throw failure }
         if !loaded {
             precondition(!writing, "a write in flight on an unloaded writer")
@@ -117,36 +99,17 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
         }
     }
 
-    /// A write's parts: the whole block holding the written end through the page cache (none when
-    /// the written end is on a block boundary), then the whole blocks after it with O_DIRECT (none
-    /// when the new end is in the same block).
-    func beginWrite() -> StagedWrite? {
-        condition.lock()
-        defer { condition.unlock() }
-        guard let write = prepareLocked() else { return nil }
-        writing = true
-        return write
-    }
-
-    func finishWrite(_ write: StagedWrite, error: Errno?) {
-        condition.lock()
-        defer { condition.unlock() }
-        writing = false
-        complete(write, error)
-        condition.broadcast()
-    }
-
     func drain() throws(Errno) {
-        condition.lock()
-        defer { condition.unlock() }
-        while writing { condition.wait() }
+        lock.lock()
+        defer { lock.unlock() }
+        while writing { lock.wait() }
         if let failure { throw failure }
         try writeLocked()
     }
 
     func invalidate() {
-        condition.lock()
-        defer { condition.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         precondition(!writing, "invalidating a direct writer with a write in flight")
         loaded = false
         marks.removeAll()
@@ -170,7 +133,7 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
     /// The buffer is full: once no write is in flight, what is written moves out; if nothing is
     /// written yet, this thread writes what is staged.
     private func makeRoom() throws(Errno) {
-        while writing { condition.wait() }
+        while writing { lock.wait() }
         if let failure { throw failure }
         compact()
         if filled == staging.capacity {
@@ -179,7 +142,10 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
         }
     }
 
-    private func prepareLocked() -> StagedWrite? {
+    /// A write's parts: the whole block holding the written end through the page cache (none when
+    /// the written end is on a block boundary), then the whole blocks after it with O_DIRECT (none
+    /// when the new end is in the same block).
+    override func prepareLocked() -> StagedWrite? {
         guard loaded, !writing, failure == nil, bufferStart + filled > writtenBytes else { return nil }
         let block = AlignedBuffer.alignment
         let end = bufferStart + filled
@@ -203,7 +169,7 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
         return write
     }
 
-    private func complete(_ write: StagedWrite, _ error: Errno?) {
+    override func completeLocked(_ write: StagedWrite, _ error: Errno?) {
         if let error {
             failure = failure ?? error
             return
@@ -220,7 +186,7 @@ final class DirectWriter: WriteBehind, @unchecked Sendable {
     /// Writes everything staged on this thread; the lock is held and no write is in flight.
     private func writeLocked() throws(Errno) {
         guard let write = prepareLocked() else { return }
-        complete(write, perform(write))
+        completeLocked(write, perform(write))
         if let failure { throw failure }
     }
 

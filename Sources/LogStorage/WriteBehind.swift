@@ -46,6 +46,50 @@ extension WriteBehind {
     }
 }
 
+/// What both write-behinds share: one lock, at most one write in flight, how far the file holds
+/// the log, and the failure that stops it. Subclasses say what a write takes (`prepareLocked`)
+/// and what its completion records (`completeLocked`), both called with the lock held.
+class WriteBehindCore: @unchecked Sendable {
+    /// Guards the state here and the subclass's; appenders wait on it for room, `drain` for a
+    /// write in flight.
+    let lock = NSCondition()
+    /// False until the first append (and after `invalidate`): the segment's size is the truth.
+    var loaded = false
+    /// A write of staged bytes is in flight (its memory must not move).
+    var writing = false
+    var writtenBytes = 0
+    var writtenNextOffset: Int64 = 0
+    /// A failed write: the staged bytes cannot be trusted to reach the file, so nothing more is.
+    var failure: Errno?
+
+    var written: (bytes: Int, nextOffset: Int64)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return loaded ? (writtenBytes, writtenNextOffset) : nil
+    }
+
+    func beginWrite() -> StagedWrite? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let write = prepareLocked() else { return nil }
+        writing = true
+        return write
+    }
+
+    func finishWrite(_ write: StagedWrite, error: Errno?) {
+        lock.lock()
+        defer { lock.unlock() }
+        writing = false
+        completeLocked(write, error)
+        lock.broadcast()
+    }
+
+    /// Everything staged for one write, or nil (nothing staged, a write in flight, a failure).
+    func prepareLocked() -> StagedWrite? { preconditionFailure("a WriteBehindCore subclass must say what a write takes") }
+    /// Records a finished write: the written end moves, or `failure` is set.
+    func completeLocked(_ write: StagedWrite, _ error: Errno?) { preconditionFailure("a WriteBehindCore subclass must record writes") }
+}
+
 /// One write of staged bytes: a few parts, each one vectored write at an offset of one file. Once
 /// every part is written whole, the file holds the log up to `end`. Owns its iovec array (and any
 /// small headers the vectors point at); the bytes the vectors point at belong to the writer that
@@ -133,30 +177,18 @@ final class FileBox: @unchecked Sendable {
 ///
 /// The file only ever grows from its written end, through the page cache: readers see exactly
 /// what was written, and a crash loses at most staged batches, which nobody was told about.
-final class BufferedWriteBehind: WriteBehind, @unchecked Sendable {
+final class BufferedWriteBehind: WriteBehindCore, WriteBehind, @unchecked Sendable {
     let file: FileBox
     /// At most this many batches per write (two vectors each, within the kernel's IOV_MAX of
     /// 1024); the rest go in the next.
     static let batchesPerWrite = 512
 
-    private let lock = NSCondition()
-    private var loaded = false
-    private var writing = false
-    private var writtenBytes = 0
-    private var writtenNextOffset: Int64 = 0
     /// Staged, not yet written, in file order; the first `inFlight` are in the write in flight.
     private var staged: [(batch: PlacedBatch, position: Int)] = []
     private var inFlight = 0
-    private var failure: Errno?
 
     init(path: String) throws(Errno) {
         file = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly]))
-    }
-
-    var written: (bytes: Int, nextOffset: Int64)? {
-        lock.lock()
-        defer { lock.unlock() }
-        return loaded ? (writtenBytes, writtenNextOffset) : nil
     }
 
     func stage(_ batches: [PlacedBatch], at size: Int, nextOffset: Int64, reading log: borrowing SystemIO.FileHandle) throws(Errno) {
@@ -174,22 +206,6 @@ final class BufferedWriteBehind: WriteBehind, @unchecked Sendable {
             staged.append((batch, position))
             position += batch.byteCount
         }
-    }
-
-    func beginWrite() -> StagedWrite? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let write = prepareLocked() else { return nil }
-        writing = true
-        return write
-    }
-
-    func finishWrite(_ write: StagedWrite, error: Errno?) {
-        lock.lock()
-        defer { lock.unlock() }
-        writing = false
-        completeLocked(write, error)
-        lock.broadcast()
     }
 
     func drain() throws(Errno) {
@@ -214,7 +230,7 @@ final class BufferedWriteBehind: WriteBehind, @unchecked Sendable {
 
     // MARK: - under the lock
 
-    private func prepareLocked() -> StagedWrite? {
+    override func prepareLocked() -> StagedWrite? {
         guard loaded, !writing, failure == nil, !staged.isEmpty else { return nil }
         let count = min(staged.count, Self.batchesPerWrite)
         let last = staged[count - 1]
@@ -236,7 +252,7 @@ final class BufferedWriteBehind: WriteBehind, @unchecked Sendable {
         return write
     }
 
-    private func completeLocked(_ write: StagedWrite, _ error: Errno?) {
+    override func completeLocked(_ write: StagedWrite, _ error: Errno?) {
         defer { inFlight = 0 }
         if let error {
             failure = failure ?? error
