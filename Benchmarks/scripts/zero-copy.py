@@ -2,6 +2,7 @@
 """Where does the broker copy bytes in user space? A profile, not a claim.
 
     make zero-copy          # = Benchmarks/scripts/zero-copy.py (after the release build)
+    ZERO_COPY_OVERRIDES="sluice.io.buffered.submit=ring" ZERO_COPY_OUT=/tmp/zc.md Benchmarks/scripts/zero-copy.py
 
 Runs the release broker with copytrace (Benchmarks/scripts/copytrace.c, an LD_PRELOAD library
 that counts every memcpy and memmove with its size and, for copies of 512 bytes or more, its
@@ -28,6 +29,8 @@ ROOT = C.ROOT
 OUT = os.environ.get("ZERO_COPY_OUT", os.path.join(ROOT, "docs", "zero-copy.md"))
 RECORDS = int(os.environ.get("ZERO_COPY_RECORDS", "1500"))
 SIZE = int(os.environ.get("ZERO_COPY_SIZE", "16384"))
+# More broker overrides for both runs, space-separated (e.g. "sluice.io.buffered.submit=ring").
+OVERRIDES = os.environ.get("ZERO_COPY_OVERRIDES", "").split()
 
 CATEGORIES = [
     ("produce path (decode, validate, append)", re.compile(r"handleProduce|PartitionLog6append|RecordBatch|validate")),
@@ -87,6 +90,8 @@ def main():
         port = C.free_port()
         argv = [binary, "server", "--override", f"log.dirs={work}/data-{mode}", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                 "--override", "sluice.log.level=warning", "--override", f"sluice.socket.receive={mode}"]
+        for o in OVERRIDES:
+            argv += ["--override", o]
         env = dict(os.environ, LD_PRELOAD=lib, COPYTRACE_OUT=report_path)
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(os.path.join(work, f"broker-{mode}.log"), "w"), text=True, env=env)
         deadline = time.time() + 120
@@ -136,7 +141,8 @@ def main():
         "copytrace (`Benchmarks/scripts/copytrace.c`, an LD_PRELOAD library counting every memcpy and",
         "memmove, with call stacks for copies of 512 bytes or more). kperf (librdkafka",
         f"{p.get('librdkafka', '?')}) produced {RECORDS:,} records of {SIZE:,} B (acks=1, one partition, 1 MiB",
-        f"batches) and consumed them back. Commit `{C.machine()['commit']}`, {time.strftime('%Y-%m-%d', time.gmtime())}.",
+        f"batches) and consumed them back. Commit `{C.machine()['commit']}`, {time.strftime('%Y-%m-%d', time.gmtime())}"
+        + (f"; broker overrides: `{' '.join(OVERRIDES)}`." if OVERRIDES else "."),
         "",
         f"- record bytes produced: {produced:,}; consumed: {consumed:,}",
         f"- bytes the broker copied with memcpy/memmove, all sizes: {totals_raw['total_bytes']:,} in {totals_raw['total_calls']:,} calls"
