@@ -30,13 +30,14 @@ release: deps
 	$(SWIFT) build -c release
 
 ## The fault-injection harness, long run (Tests/Chaos/chaos.py; the short run is in `make test`).
-## CHAOS_SEED replays a run; the summary JSON is the last line, the history in CHAOS_OUT.
+## CHAOS_SEED replays a run; the summary JSON is the last line, the history in CHAOS_OUT;
+## CHAOS_ARGS passes more options, e.g. CHAOS_ARGS="--override sluice.io.buffered.submit=ring".
 CHAOS_SECONDS ?= 600
 CHAOS_SEED ?= $(shell date +%s)
 CHAOS_OUT ?= .build/chaos
 chaos: deps
 	$(SWIFT) build --product sluice
-	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT)
+	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT) $(CHAOS_ARGS)
 
 ## The simulated-disk storage test for many seeds (64 run in `make test`); SIM_SEED=S replays one.
 SIM_SEEDS ?= 2000

@@ -91,12 +91,15 @@ public final class Broker: @unchecked Sendable {
         metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
         // The internal topics are created at start, 50 partitions each: they take Kafka's own
         // segment sizes and are never preallocated (log.preallocate would otherwise reserve
-        // 100 segments of log.segment.bytes before the first client connects).
+        // 100 segments of log.segment.bytes before the first client connects) nor written behind.
         func internalConfig(segmentBytes: Int) -> LogConfig {
             var c = config.logDefaults
             c.segmentBytes = segmentBytes
             c.preallocate = false
             c.preallocateStepBytes = 0
+            // Their appends are written by the coordinators themselves (never deferred), so a
+            // write-behind gains nothing, and inline writes keep them up through a full disk.
+            c.bufferedSubmit = .inline
             return c
         }
         groups = try GroupCoordinator(logManager: logManager, config: internalConfig(segmentBytes: config.offsetsTopicSegmentBytes),

@@ -269,10 +269,10 @@ public final class PartitionLog: @unchecked Sendable {
         do {
             try flushLock.withStorageLock { () throws(StorageError) in
                 let (target, dirty): (Int64, [LogSegment]) = try lock.withStorageLock { () throws(StorageError) in
-                    // Direct mode: staged batches go to the file first (a failed write takes the log offline).
+                    // A write-behind's staged batches go to the file first (a failed write takes the log offline).
                     if offlineReason == nil {
                         do throws(StorageError) { try segments.last!.drainWrites() } catch {
-                            goOffline("direct write failed: \(error)")
+                            goOffline("write-behind write failed: \(error)")
                             throw error
                         }
                     }
@@ -346,10 +346,10 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
-    /// A direct write of this log failed: its staged batches may never reach the file, so the
+    /// A write-behind write of this log failed: its staged batches may never reach the file, so the
     /// log goes offline (its restart recovers what the file holds). Returns the error to report.
     func writeFailed(_ error: Errno, path: String) -> StorageError {
-        lock.withLock { goOffline("direct write to \(path) failed: \(error)") }
+        lock.withLock { goOffline("write-behind write to \(path) failed: \(error)") }
         return .io(error, path: path)
     }
 

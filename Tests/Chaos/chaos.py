@@ -470,6 +470,8 @@ def main():
     ap.add_argument("--brokers", type=int, default=1)
     ap.add_argument("--disk-mb", type=int, default=512, help="tmpfs size for each node's log dir (diskfull fault)")
     ap.add_argument("--durability", default="ack")
+    ap.add_argument("--override", action="append", default=[], metavar="K=V",
+                    help="a broker property for every node (repeatable), e.g. sluice.io.buffered.submit=ring")
     ap.add_argument("--out", default=None, help="directory for history.json and broker logs")
     args = ap.parse_args()
 
@@ -490,7 +492,7 @@ def main():
     if not args.bootstrap:
         overrides = [f"sluice.durability={args.durability}", "offsets.topic.num.partitions=5",
                      "transaction.state.log.num.partitions=5", "group.initial.rebalance.delay.ms=0",
-                     "transaction.abort.timed.out.transaction.cleanup.interval.ms=2000"]
+                     "transaction.abort.timed.out.transaction.cleanup.interval.ms=2000"] + args.override
         disk = args.disk_mb if "diskfull" in faults else None
         nodes = [Node(args.binary, out, i, overrides, disk) for i in range(args.brokers)]
         for n in nodes:

@@ -175,6 +175,46 @@ def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_slu
         assert [v for _, v in read_values(s.bootstrap, t, 1)[0]] == payload
 
 
+def test_ring_as_the_broker_default_leaves_the_internal_topics_inline(make_sluice):
+    """With sluice.io.buffered.submit=ring as the broker default, user topics write behind and
+    __consumer_offsets keeps inline writes (its appends are never deferred, and inline writes
+    survive a full disk); a committed offset reads back after a restart."""
+    from confluent_kafka.admin import ConfigResource
+
+    s = make_sluice(["sluice.io.buffered.submit=ring"]).start()
+    p = Producer({"bootstrap.servers": s.bootstrap})
+    for i in range(50):
+        p.produce("by-default", b"v%d" % i)
+    assert p.flush(15) == 0
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "g-ring", "enable.auto.commit": False})
+    c.assign([TopicPartition("by-default", 0, 0)])
+    got = 0
+    deadline = time.time() + 20
+    while got < 50 and time.time() < deadline:
+        m = c.poll(0.5)
+        got += m is not None and m.error() is None
+    assert got == 50
+    c.commit(asynchronous=False)
+    c.close()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    res = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "by-default")])
+    assert list(res.values())[0].result(15)["sluice.io.buffered.submit"].value == "ring"
+    # A written-behind active segment has a second descriptor on its .log (the commit threads'
+    # write-only one); an inline one has only its own.
+    def log_descriptors(partition_dir):
+        return _files_open_into(s.proc.pid, os.path.join(s.log_dir, partition_dir, "0" * 20 + ".log"))
+    assert log_descriptors("by-default-0") == 2
+    offsets = [d for d in os.listdir(s.log_dir) if d.startswith("__consumer_offsets-")]
+    assert offsets and all(log_descriptors(d) == 1 for d in offsets), \
+        {d: log_descriptors(d) for d in offsets if log_descriptors(d) != 1}
+    s.stop()
+    s.start()
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "g-ring"})
+    committed = c.committed([TopicPartition("by-default", 0)], timeout=15)
+    c.close()
+    assert committed[0].offset == 50
+
+
 def _files_open_into(pid, directory):
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
