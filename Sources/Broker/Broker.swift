@@ -86,9 +86,6 @@ public final class Broker: @unchecked Sendable {
         // Topic configs come from the metadata log, which is itself a log: open storage with
         // defaults first, then re-apply each topic's overrides once metadata is replayed.
         let defaults = config.logDefaults
-        LogManager.openSegmentsLimit = config.openSegmentsMax
-        logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { _ in defaults }
-        metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
         // The internal topics are created at start, 50 partitions each: they take Kafka's own
         // segment sizes and are never preallocated (log.preallocate would otherwise reserve
         // 100 segments of log.segment.bytes before the first client connects) nor written behind.
@@ -102,10 +99,23 @@ public final class Broker: @unchecked Sendable {
             c.bufferedSubmit = .inline
             return c
         }
-        groups = try GroupCoordinator(logManager: logManager, config: internalConfig(segmentBytes: config.offsetsTopicSegmentBytes),
+        let offsetsConfig = internalConfig(segmentBytes: config.offsetsTopicSegmentBytes)
+        let transactionStateConfig = internalConfig(segmentBytes: config.transactionStateSegmentBytes)
+        LogManager.openSegmentsLimit = config.openSegmentsMax
+        // The internal logs open with their own configs (an active segment keeps the I/O
+        // settings it was opened with); user topics' overrides follow once metadata is replayed.
+        logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { topic in
+            switch topic {
+            case GroupCoordinator.offsetsTopic: offsetsConfig
+            case TransactionCoordinator.stateTopic: transactionStateConfig
+            case MetadataStore.logName: MetadataStore.logConfig
+            default: defaults
+            }
+        }
+        metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        groups = try GroupCoordinator(logManager: logManager, config: offsetsConfig,
                                       limits: config.groupLimits, partitions: config.offsetsTopicPartitions, logger: logger)
-        transactions = try TransactionCoordinator(logManager: logManager,
-                                                  config: internalConfig(segmentBytes: config.transactionStateSegmentBytes),
+        transactions = try TransactionCoordinator(logManager: logManager, config: transactionStateConfig,
                                                   partitions: config.transactionStatePartitions, logger: logger)
         let known = Set(metadata.topics.map(\.name))
         let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]

@@ -31,14 +31,22 @@ public final class MetadataStore: @unchecked Sendable {
     private var nextProducerId: Int64 = 0
     private var producerIdBlockEnd: Int64 = 0
 
-    public init(logManager: LogManager, nodeId: Int32, nowMs: Int64, logger: Logger) throws {
-        self.nodeId = nodeId
-        self.logger = logger
+    /// The metadata log's own settings: every record fsynced before it counts, kept forever, and
+    /// written inline without preallocation (small, rare appends that each wait for their sync).
+    public static let logConfig: LogConfig = {
         var config = LogConfig()
         config.durability = .ack
         config.retentionMs = -1
         config.segmentBytes = 64 << 20
-        log = try logManager.createLog(topic: Self.logName, partition: 0, config: config, nowMs: nowMs)
+        config.preallocateStepBytes = 0
+        config.bufferedSubmit = .inline
+        return config
+    }()
+
+    public init(logManager: LogManager, nodeId: Int32, nowMs: Int64, logger: Logger) throws {
+        self.nodeId = nodeId
+        self.logger = logger
+        log = try logManager.createLog(topic: Self.logName, partition: 0, config: Self.logConfig, nowMs: nowMs)
         try replay()
     }
 

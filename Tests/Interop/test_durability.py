@@ -215,6 +215,35 @@ def test_ring_as_the_broker_default_leaves_the_internal_topics_inline(make_sluic
     assert committed[0].offset == 50
 
 
+def test_internal_logs_keep_their_own_settings_after_a_restart(make_sluice):
+    """The metadata log fsyncs every record before it counts, and __consumer_offsets writes
+    inline, also after a restart: the logs open with their own settings, not the broker's
+    defaults (once they did, and a restarted broker's metadata appends were never fsynced)."""
+    import urllib.request
+    from conftest import free_port
+
+    port = free_port()
+    s = make_sluice([f"sluice.metrics.port={port}", "sluice.io.buffered.submit=ring"]).start()
+
+    def fsyncs():
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        return int(next(l for l in text.splitlines() if l.startswith("sluice_log_fsyncs_total ")).split()[1])
+
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("before-restart", 1, 1)]).values():
+        f.result(15)
+    s.stop()
+    s.start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    before = fsyncs()
+    for f in a.create_topics([NewTopic("after-restart", 1, 1)]).values():
+        f.result(15)
+    assert fsyncs() > before, "creating a topic after a restart fsynced nothing: the metadata log lost its durability"
+    offsets = [d for d in os.listdir(s.log_dir) if d.startswith("__consumer_offsets-")]
+    counts = {d: _files_open_into(s.proc.pid, os.path.join(s.log_dir, d, "0" * 20 + ".log")) for d in offsets}
+    assert offsets and all(n == 1 for n in counts.values()), counts
+
+
 def _files_open_into(pid, directory):
     n = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
