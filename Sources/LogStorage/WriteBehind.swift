@@ -185,7 +185,11 @@ final class BufferedWriteBehind: WriteBehindCore, WriteBehind, @unchecked Sendab
 
     /// Staged, not yet written, in file order; the first `inFlight` are in the write in flight.
     private var staged: [(batch: PlacedBatch, position: Int)] = []
+    private var stagedBytes = 0
     private var inFlight = 0
+    /// Staged bytes (request buffers kept alive) beyond which an append writes what is staged
+    /// itself: producers with acks=0 do not wait for their writes, so nothing else bounds them.
+    static let stagedBytesMax = 32 << 20
 
     init(path: String) throws(Errno) {
         file = FileBox(try SystemIO.FileHandle.open(path, [.writeOnly]))
@@ -205,6 +209,14 @@ final class BufferedWriteBehind: WriteBehindCore, WriteBehind, @unchecked Sendab
         for batch in batches {
             staged.append((batch, position))
             position += batch.byteCount
+            stagedBytes += batch.byteCount
+        }
+        if stagedBytes > Self.stagedBytesMax {
+            while writing { lock.wait() }
+            while let write = prepareLocked() {
+                completeLocked(write, perform(write))
+                if let failure { throw failure }
+            }
         }
     }
 
@@ -225,6 +237,7 @@ final class BufferedWriteBehind: WriteBehindCore, WriteBehind, @unchecked Sendab
         precondition(!writing, "invalidating a write-behind with a write in flight")
         loaded = false
         staged.removeAll()
+        stagedBytes = 0
         inFlight = 0
     }
 
@@ -260,6 +273,7 @@ final class BufferedWriteBehind: WriteBehindCore, WriteBehind, @unchecked Sendab
         }
         writtenBytes = write.end
         writtenNextOffset = staged[inFlight - 1].batch.nextOffset
+        stagedBytes -= staged[0..<inFlight].reduce(0) { $0 + $1.batch.byteCount }
         staged.removeFirst(inFlight)
     }
 }

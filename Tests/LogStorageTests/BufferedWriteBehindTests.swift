@@ -148,6 +148,25 @@ struct BufferedWriteBehindTests {
         #expect(report.problems.isEmpty, "\(report.problems)")
     }
 
+    @Test("staged bytes are bounded: past the limit an append writes what is staged itself (acks=0 producers never wait)")
+    func stagingIsBounded() throws {
+        let dir = TempDir()
+        var config = Self.config()
+        config.segmentBytes = 1 << 30
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "bound", partition: 0, config: config, nowMs: 0)
+        let batch = makeBatch(1, tag: "big", valueBytes: 1_000_000)
+        var appended = 0
+        // No committer runs: only the bound can write these.
+        while appended <= BufferedWriteBehind.stagedBytesMax {
+            _ = try log.append([batch], nowMs: 0, deferFlush: true, deferWrite: true)
+            appended += batch.byteCount
+        }
+        #expect(log.writtenOffset == log.logEndOffset, "\(appended) bytes staged and none written")
+        #expect(try readAll(log).count == Int(log.logEndOffset))
+        try manager.shutdown(nowMs: 0)
+    }
+
     @Test("a roll writes what is staged before the segment is sealed")
     func rollDrainsStagedBatches() throws {
         let dir = TempDir()
