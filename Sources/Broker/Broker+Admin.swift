@@ -23,11 +23,15 @@ extension Broker {
         let allowCreate = (context.version < 4 || request.allowAutoTopicCreation) && config.autoCreateTopics
         var topics: [(String?, Uuid, TopicMetadata?, ErrorCode)] = []
         if all {
-            topics = metadata.topics.sorted { $0.name < $1.name }.map { ($0.name, $0.id, $0, .none) }
+            topics = (metadata.topics + shownInternalTopics).sorted { $0.name < $1.name }.map { ($0.name, $0.id, $0, .none) }
         } else {
             for wanted in request.topics! {
                 if let name = wanted.name {
                     if let t = metadata.topic(name) {
+                        topics.append((name, t.id, t, .none))
+                    } else if let t = internalTopic(name) {
+                        // Kafka creates an internal topic when a Metadata request names it.
+                        markInUse(internalTopic: name)
                         topics.append((name, t.id, t, .none))
                     } else if !Self.isValidTopicName(name) || name == MetadataStore.logName {
                         topics.append((name, .zero, nil, .invalidTopicException))
@@ -36,7 +40,7 @@ extension Broker {
                     } else {
                         topics.append((name, .zero, nil, .unknownTopicOrPartition))
                     }
-                } else if let t = metadata.topics.first(where: { $0.id == wanted.topicId }) {
+                } else if let t = (metadata.topics + shownInternalTopics).first(where: { $0.id == wanted.topicId }) {
                     topics.append((t.name, t.id, t, .none))
                 } else {
                     topics.append((nil, wanted.topicId, nil, .unknownTopicId))
@@ -45,6 +49,7 @@ extension Broker {
         }
         for (name, id, topic, error) in topics {
             var t = MetadataResponse.MetadataResponseTopic(errorCode: error.rawValue, name: name, topicId: id,
+                                                           isInternal: name.map(Self.isInternal) ?? false,
                                                            topicAuthorizedOperations: Self.authorizedOperationsUnknown)
             if let topic {
                 t.partitions = (0..<topic.partitionCount).map { p in
@@ -78,7 +83,7 @@ extension Broker {
                 fail(.invalidRequest, "topic \(t.name) appears more than once")
             } else if !Self.isValidTopicName(t.name) || t.name == MetadataStore.logName {
                 fail(.invalidTopicException, "invalid topic name \(t.name)")
-            } else if metadata.topic(t.name) != nil {
+            } else if metadata.topic(t.name) != nil || Self.isInternal(t.name) {
                 fail(.topicAlreadyExists, "topic \(t.name) already exists")
             } else if partitions <= 0 {
                 fail(.invalidPartitions, "the number of partitions must be positive")
@@ -118,6 +123,10 @@ extension Broker {
             var r = DeleteTopicsResponse.DeletableTopicResult(name: name ?? topic?.name, topicId: topic?.id ?? id)
             if !config.deleteTopicEnable {
                 r.errorCode = ErrorCode.topicDeletionDisabled.rawValue
+            } else if let name, Self.isInternal(name) {
+                r.errorCode = ErrorCode.invalidRequest.rawValue
+                r.errorMessage = "\(name) is an internal topic and cannot be deleted"
+                r.topicId = Self.internalTopicId(name)
             } else if let topic {
                 do { try deleteTopic(topic.name) } catch { r.errorCode = ErrorCode.kafkaStorageError.rawValue; r.errorMessage = "\(error)" }
             } else {
@@ -155,6 +164,11 @@ extension Broker {
                         r.errorMessage = "\(error)"
                     }
                 }
+            } else if Self.isInternal(t.name) {
+                // Group and transactional ids hash onto the partition count; changing it would
+                // move every group's and producer's coordinator state.
+                r.errorCode = ErrorCode.invalidRequest.rawValue
+                r.errorMessage = "\(t.name) is an internal topic; its partition count is fixed"
             } else {
                 r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
             }
@@ -247,6 +261,8 @@ extension Broker {
             case 2:
                 if metadata.topic(resource.resourceName) != nil {
                     entries = configEntries(topic: resource.resourceName)
+                } else if Self.isInternal(resource.resourceName) {
+                    entries = internalConfigEntries(resource.resourceName)
                 } else {
                     r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     r.errorMessage = "unknown topic \(resource.resourceName)"
@@ -281,6 +297,9 @@ extension Broker {
     func alterConfigs(type: Int8, name: String, _ changes: [(String, String?)], replaceAll: Bool, validateOnly: Bool) -> (ErrorCode, String?) {
         switch type {
         case 2:
+            if Self.isInternal(name) {
+                return (.invalidRequest, "\(name) is an internal topic: its settings come from the broker's offsets.topic.* and transaction.state.log.* properties")
+            }
             guard let topic = metadata.topic(name) else { return (.unknownTopicOrPartition, "unknown topic \(name)") }
             var probe = topicDefaults()
             var final = replaceAll ? [:] : topic.configs
@@ -313,7 +332,12 @@ extension Broker {
             if validateOnly { return (.none, nil) }
             do { try metadata.setConfigs(resourceType: 4, resource: "", changes, nowMs: currentTimeMs()) }
             catch { return (.kafkaStorageError, "\(error)") }
-            for log in logManager.allLogs where log.topic != MetadataStore.logName { log.updateConfig(topicConfig(log.topic)) }
+            // Broker defaults are user-topic defaults: the internal logs keep their own settings
+            // (compacted, kept forever, inline), or a changed log.retention.ms would start
+            // deleting committed offsets.
+            for log in logManager.allLogs where log.topic != MetadataStore.logName && !Self.isInternal(log.topic) {
+                log.updateConfig(topicConfig(log.topic))
+            }
             return (.none, nil)
         default:
             return (.invalidRequest, "unsupported resource type \(type)")

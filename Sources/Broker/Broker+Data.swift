@@ -61,6 +61,9 @@ extension Broker {
                 }
                 if request.acks != 0 && request.acks != 1 && request.acks != -1 {
                     fail(.invalidRequiredAcks)
+                } else if Self.isInternal(topic.name) {
+                    // Only the coordinators write there (Kafka: "Cannot append to internal topic").
+                    fail(.invalidTopicException, "cannot append to internal topic \(topic.name)")
                 } else if let log = logManager.log(topic: topic.name, partition: partition.index), topic.name != MetadataStore.logName {
                     switch validate(partition.records, version: version, config: log.currentConfig) {
                     case .failure(let failure):
@@ -293,7 +296,7 @@ extension Broker {
                 if request.isolationLevel == 1 { data.abortedTransactions = [] }
                 var found: [PartitionLog.FileSlice] = []
                 defer { slices.append(found) }
-                guard let log = logManager.log(topic: topic.topic, partition: p.partition), !topic.topic.hasPrefix("__") else {
+                guard let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName else {
                     data.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     failed = true
                     topicResponse.partitions.append(data)

@@ -11,6 +11,7 @@ extension Broker {
         let (host, port) = config.advertised
         // Key type 0 is a consumer group; 1, a transactional id. This node coordinates both.
         let supported = request.keyType == 0 || request.keyType == 1
+        if supported { markInUse(internalTopic: request.keyType == 0 ? GroupCoordinator.offsetsTopic : TransactionCoordinator.stateTopic) }
         let error = supported ? ErrorCode.none : .invalidRequest
         let message: String? = supported ? nil : "unknown coordinator key type \(request.keyType)"
         var response = FindCoordinatorResponse()

@@ -92,7 +92,7 @@ extension Broker {
                 let count = metadata.topic(t.name)?.partitionCount ?? 0
                 for p in t.partitions {
                     let tp = TxnPartition(topic: t.name, partition: p)
-                    if p < 0 || p >= count || t.name.hasPrefix("__") { unknown.insert(tp) } else { wanted.append(tp) }
+                    if p < 0 || p >= count { unknown.insert(tp) } else { wanted.append(tp) }
                 }
             }
             var code = ErrorCode.none

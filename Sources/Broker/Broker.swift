@@ -53,6 +53,8 @@ public final class Broker: @unchecked Sendable {
     /// Per-API request counters and timers, made once (creating a metric is a registry lookup).
     let requestMetrics: [Int16: (count: Counter, time: Timer)]
     private let createLock = NIOLock()
+    /// Internal topics a client has used (they show in full Metadata listings from then on).
+    let internalTopicsInUse = NIOLockedValueBox<Set<String>>([])
 
     /// What we advertise in ApiVersions: only what is implemented and tested.
     static let supportedVersions: [(ApiKey, ClosedRange<Int16>)] = [
@@ -137,6 +139,7 @@ public final class Broker: @unchecked Sendable {
         for log in logManager.allLogs where log.topic != MetadataStore.logName && log.topic != TransactionCoordinator.stateTopic {
             _ = try producerStates.state(for: log)
         }
+        internalTopicsInUse.withLockedValue { $0 = internalTopicsWithData() }
         try completeInterruptedTransactions()
         if config.cleaner.enabled { startCleaner() }
     }
@@ -196,7 +199,7 @@ public final class Broker: @unchecked Sendable {
         }) else { return }
         defer { housekeepingRunning.withLockedValue { $0 = false } }
         let now = currentTimeMs()
-        metrics.partitions.record(logManager.allLogs.filter { !$0.topic.hasPrefix("__") }.count)
+        metrics.partitions.record(logManager.allLogs.filter { $0.topic != MetadataStore.logName && !Self.isInternal($0.topic) }.count)
         logManager.applyRetention(nowMs: now)
         for log in logManager.allLogs {
             let c = log.currentConfig

@@ -95,6 +95,7 @@ public struct BrokerConfig: Sendable {
         "log.segment.delete.delay.ms": "file.delete.delay.ms", "log.flush.interval.messages": "flush.messages",
         "log.flush.interval.ms": "flush.ms", "log.preallocate": "preallocate",
         "log.message.timestamp.type": "message.timestamp.type", "message.max.bytes": "max.message.bytes",
+        "log.cleanup.policy": "cleanup.policy",
         "sluice.io.mode": "sluice.io.mode", "sluice.io.buffered.submit": "sluice.io.buffered.submit",
         "sluice.durability": "sluice.durability",
         "sluice.preallocate.step.bytes": "sluice.preallocate.step.bytes",

@@ -22,6 +22,7 @@ public final class KafkaClient {
         public var name: String
         public var id: Uuid
         public var partitions: [(partition: Int32, leader: Int32, replicas: [Int32], isr: [Int32])]
+        public var isInternal = false
     }
 
     /// nil: every topic.
@@ -43,7 +44,7 @@ public final class KafkaClient {
             try Self.check(t.errorCode, t.name)
             return TopicInfo(name: t.name ?? "", id: t.topicId, partitions: t.partitions.map {
                 ($0.partitionIndex, $0.leaderId, $0.replicaNodes, $0.isrNodes)
-            }.sorted { $0.0 < $1.0 })
+            }.sorted { $0.0 < $1.0 }, isInternal: t.isInternal)
         }.sorted { $0.name < $1.name }
     }
 

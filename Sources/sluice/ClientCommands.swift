@@ -15,6 +15,8 @@ struct Topics: ParsableCommand {
     @Flag var describe = false
     @Flag var delete = false
     @Flag var alter = false
+    @Flag(name: .customLong("exclude-internal"), help: "Leave out internal topics (__consumer_offsets, __transaction_state) when listing or describing.")
+    var excludeInternal = false
     @Option var topic: String?
     @Option var partitions: Int32?
     @Option(name: .customLong("replication-factor")) var replicationFactor: Int16 = -1
@@ -43,9 +45,9 @@ struct Topics: ParsableCommand {
             try client.createTopic(topic!, partitions: partitions ?? -1, replicationFactor: replicationFactor, configs: try parsedConfigs())
             print("Created topic \(topic!).")
         } else if list {
-            for t in try client.topics() where !t.name.hasPrefix("__") { print(t.name) }
+            for t in try client.topics() where !(excludeInternal && t.isInternal) { print(t.name) }
         } else if describe {
-            for t in try client.topics(topic.map { [$0] }) where !t.name.hasPrefix("__") {
+            for t in try client.topics(topic.map { [$0] }) where !(excludeInternal && t.isInternal) {
                 let configs = try client.topicConfigs(t.name).filter { !$0.isDefault }
                     .map { "\($0.name)=\($0.value ?? "null")" }.joined(separator: ",")
                 print("Topic: \(t.name)\tTopicId: \(t.id)\tPartitionCount: \(t.partitions.count)\tReplicationFactor: \(t.partitions.first?.replicas.count ?? 0)\tConfigs: \(configs)")
