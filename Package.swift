@@ -105,6 +105,13 @@ let package = Package(
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(
+            name: "BrokerTests",
+            dependencies: [
+                "Broker", "KafkaProtocol",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "KafkaProtocolTests",
             dependencies: [
                 "KafkaProtocol", "MessageGenerator",

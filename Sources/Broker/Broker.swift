@@ -119,6 +119,13 @@ public final class Broker: @unchecked Sendable {
                                       limits: config.groupLimits, partitions: config.offsetsTopicPartitions, logger: logger)
         transactions = try TransactionCoordinator(logManager: logManager, config: transactionStateConfig,
                                                   partitions: config.transactionStatePartitions, logger: logger)
+        // Before internal topics were known as such, a Metadata request naming one created a
+        // user topic of that name; drop such records (the metadata only: the logs are the
+        // coordinators').
+        for name in Self.internalTopicNames where metadata.topic(name) != nil {
+            logger.warning("the metadata log lists internal topic \(name) as a user topic; removing that record")
+            try metadata.deleteTopic(name, nowMs: now)
+        }
         let known = Set(metadata.topics.map(\.name))
         let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]
         for log in logManager.allLogs where !internalTopics.contains(log.topic) {
