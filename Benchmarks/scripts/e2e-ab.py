@@ -7,6 +7,8 @@ Usage: Benchmarks/scripts/e2e-ab.py [ROUNDS [RATE [OVERRIDES_A OVERRIDES_B]]]
   default: 4 rounds at 10,000 records/s of "sluice.durability=ack sluice.preallocate.step.bytes=0"
   against "sluice.durability=ack"; a side may hold several overrides separated by spaces.
   E2E_LINGER_MS (default 0) is the producer's linger.ms. Needs `make release`.
+  E2E_BASE_BINARY=PATH runs side A on that binary (e.g. a build of an earlier commit) and side B
+  on this checkout's, so two builds compare with the same or different overrides.
 """
 import os
 import statistics
@@ -25,16 +27,21 @@ def main():
             else ("sluice.durability=ack sluice.preallocate.step.bytes=0", "sluice.durability=ack"))
     linger = os.environ.get("E2E_LINGER_MS", "0")
     broker, libdir = C.release_broker("e2e-ab")
+    brokers = {a: broker, b: broker}
+    base = os.environ.get("E2E_BASE_BINARY")
+    if base:
+        a = "base: " + a
+        brokers = {a: C.sluice(base, os.path.join("/var/tmp", f"sluice-e2e-ab-base-{os.getpid()}")), b: broker}
     count = max(2000, rate * 10)  # ten seconds at the rate
     results = {a: [], b: []}
     for r in range(rounds):
         for side in ((a, b) if r % 2 == 0 else (b, a)):
-            broker.start(side.split())
+            brokers[side].start(side.removeprefix("base: ").split())
             try:
-                out = C.kperf("e2e", broker.bootstrap, ["-t", "e2e", "-n", str(count), "-s", "1024", "--rate", str(rate),
+                out = C.kperf("e2e", brokers[side].bootstrap, ["-t", "e2e", "-n", str(count), "-s", "1024", "--rate", str(rate),
                                                         "--partitions", "3", "--linger-ms", linger], libdir)
             finally:
-                broker.stop()
+                brokers[side].stop()
             results[side].append(out)
             print(f"{side:60} p50 {out.get('e2e_ms_p50')} ms  p99 {out.get('e2e_ms_p99')} ms  p99.9 {out.get('e2e_ms_p999')} ms",
                   flush=True)

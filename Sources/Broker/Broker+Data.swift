@@ -26,6 +26,9 @@ extension Broker {
         for (log, offset, durable, topicIndex, partitionIndex) in flushes {
             committer.sync(log, upTo: offset, durable: durable) { [self] result in
                 if case .failure(let error) = result { logger.error("flush of \(log.name) failed: \(error)") }
+                // This partition's high watermark moved with its durable (or written) offset: its
+                // consumers need not wait for the request's other partitions.
+                else { fetchWaiters.wake([log.name]) }
                 let finished = pending.withLockedValue { p -> [(Int, Int)]? in
                     if case .failure = result { p.failed.append((topicIndex, partitionIndex)) }
                     p.left -= 1
@@ -36,7 +39,6 @@ extension Broker {
                 for (t, p) in failed {
                     response.responses[t].partitionResponses[p].errorCode = ErrorCode.kafkaStorageError.rawValue
                 }
-                fetchWaiters.wake(flushes.map { $0.0.name })  // their high watermarks moved with the durable (or written) offset
                 promise.succeed(response)
             }
         }

@@ -239,24 +239,60 @@ public final class GroupCommitter: Sendable {
             }
         }
         var outcome: [ObjectIdentifier: StorageError] = [:]
+        var waiting: [ObjectIdentifier: [Request]] = [:]
+        for r in requests { waiting[ObjectIdentifier(r.log), default: []].append(r) }
+        // A log's requests are answered as soon as its own work is done, not at the end of the
+        // round: one partition's answer (and its consumers' wake-up) never waits for another
+        // partition's fdatasync.
+        func complete(_ id: ObjectIdentifier) {
+            let end = DispatchTime.now().uptimeNanoseconds
+            for r in waiting.removeValue(forKey: id) ?? [] {
+                // Only fsync waits are flush latencies (the broker's LogFlushRateAndTimeMs); a
+                // direct write's wait is part of the produce time.
+                if r.durable {
+                    let took = end &- r.startedNs
+                    latency.record(took)
+                    onCommit?(took)
+                }
+                if let error = outcome[id] { r.done(.failure(error)) } else { r.done(.success(())) }
+            }
+        }
         writeStaged(order.map { ($0, byLog[$0]!.log, byLog[$0]!.upTo) }, ring: &ring, completions: &completions, outcome: &outcome)
         var plans: [(id: ObjectIdentifier, log: PartitionLog, plan: PartitionLog.SyncPlan)] = []
-        for id in order where outcome[id] == nil && byLog[id]!.durable {
-            let (log, upTo, _) = byLog[id]!
-            switch log.planSync(upTo: upTo) {
-            case .durable: break
-            case .failed(let error): outcome[id] = error
-            case .sync(let plan): plans.append((id, log, plan))
+        for id in order {
+            if outcome[id] == nil && byLog[id]!.durable {
+                let (log, upTo, _) = byLog[id]!
+                switch log.planSync(upTo: upTo) {
+                case .durable: break
+                case .failed(let error): outcome[id] = error
+                case .sync(let plan):
+                    plans.append((id, log, plan))
+                    continue
+                }
             }
+            complete(id)  // written (or failed) and owing no fdatasync
         }
         // Every dirty segment file of every planned log: one fdatasync each, all in flight at once.
         var files: [(plan: Int, segment: (files: SegmentFiles, path: String))] = []
         for (i, p) in plans.enumerated() { for s in p.plan.segments { files.append((i, s)) } }
         var errors = [StorageError?](repeating: nil, count: plans.count)
+        var unsynced = plans.map(\.plan.segments.count)
+        // One segment file's fdatasync ended; the log is finished when its last one has.
+        func synced(_ file: Int, _ error: StorageError?) {
+            let i = files[file].plan
+            if let error, errors[i] == nil { errors[i] = error }
+            unsynced[i] -= 1
+            guard unsynced[i] == 0 else { return }
+            let p = plans[i]
+            if let error = p.log.finishSync(p.plan, error: errors[i], nowMs: Int64(Date().timeIntervalSince1970 * 1000)) {
+                outcome[p.id] = error
+            }
+            complete(p.id)
+        }
         if FileObservers.isActive {
-            for (i, segment) in files {
+            for (k, (_, segment)) in files.enumerated() {
                 StorageStatistics.countFsync()
-                do { try segment.files.log.dataSync() } catch { errors[i] = errors[i] ?? .io(error, path: segment.path) }
+                do { try segment.files.log.dataSync(); synced(k, nil) } catch { synced(k, .io(error, path: segment.path)) }
             }
         } else {
             var next = 0
@@ -267,38 +303,25 @@ public final class GroupCommitter: Sendable {
                     let accepted = ring.enqueue(.fdatasync(.descriptor(files[next + k].segment.files.log.descriptor)), tag: UInt64(next + k))
                     precondition(accepted, "the ring has room for a chunk of its capacity")
                 }
-                completions.removeAll(keepingCapacity: true)
+                var pending = Set(next..<(next + chunk))
                 do {
-                    try ring.submit(waitingFor: chunk)
-                    while completions.count < chunk { try ring.reap(into: &completions, minimum: chunk - completions.count) }
+                    try ring.submit()
+                    while !pending.isEmpty {
+                        completions.removeAll(keepingCapacity: true)
+                        try ring.reap(into: &completions, minimum: 1)
+                        for c in completions {
+                            let k = Int(c.tag)
+                            pending.remove(k)
+                            if case .failure(let e) = c.result { synced(k, .io(e, path: files[k].segment.path)) } else { synced(k, nil) }
+                        }
+                    }
                 } catch {
-                    // The ring itself failed: nothing can be called durable from this round.
-                    for k in 0..<chunk { errors[files[next + k].plan] = .io(error, path: files[next + k].segment.path) }
+                    // The ring itself failed: nothing still pending can be called durable.
+                    for k in pending.sorted() { synced(k, .io(error, path: files[k].segment.path)) }
                     ring = try! DiskRing(preference: .syscalls)
-                    next += chunk
-                    continue
-                }
-                for c in completions {
-                    let (plan, segment) = files[Int(c.tag)]
-                    if case .failure(let e) = c.result { errors[plan] = errors[plan] ?? .io(e, path: segment.path) }
                 }
                 next += chunk
             }
-        }
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-        for (i, p) in plans.enumerated() {
-            if let error = p.log.finishSync(p.plan, error: errors[i], nowMs: nowMs) { outcome[p.id] = error }
-        }
-        let end = DispatchTime.now().uptimeNanoseconds
-        for r in requests {
-            // Only fsync waits are flush latencies (the broker's LogFlushRateAndTimeMs); a direct
-            // write's wait is part of the produce time.
-            if r.durable {
-                let took = end &- r.startedNs
-                latency.record(took)
-                onCommit?(took)
-            }
-            if let error = outcome[ObjectIdentifier(r.log)] { r.done(.failure(error)) } else { r.done(.success(())) }
         }
     }
 }

@@ -88,4 +88,73 @@ struct GroupCommitterTests {
             #expect(LatencyRecorder.lowerBound(b) <= ns && ns < LatencyRecorder.lowerBound(b + 1), "\(ns) in bucket \(b)")
         }
     }
+
+    /// Holds the fdatasyncs of the logs it follows: `gate-0` until released, `held-0` until the
+    /// waiter of `quick-0` (synced just before it in the same round) has been told.
+    final class SyncGate: FileObserver, @unchecked Sendable {
+        let lock = NSLock()
+        var roles: [Int32: String] = [:]
+        let release = DispatchSemaphore(value: 0)
+        let quickTold = DispatchSemaphore(value: 0)
+        var heldSawQuickTold: Bool?
+
+        func opened(_ descriptor: Int32, path: String) -> Bool {
+            for role in ["gate-0", "held-0"] where path.contains("/\(role)/") && path.hasSuffix(".log") {
+                lock.withLock { roles[descriptor] = role }
+                return true
+            }
+            return false
+        }
+        func willSync(_ descriptor: Int32) -> Errno? {
+            switch lock.withLock({ roles[descriptor] }) {
+            case "gate-0": _ = release.wait(timeout: .now() + 10)
+            case "held-0":
+                let told = quickTold.wait(timeout: .now() + 5) == .success
+                lock.withLock { heldSawQuickTold = told }
+            default: break
+            }
+            return nil
+        }
+        func closed(_ descriptor: Int32) { lock.withLock { _ = roles.removeValue(forKey: descriptor) } }
+        func willWrite(_ descriptor: Int32, offset: Int64, count: Int) -> Errno? { nil }
+        func wrote(_ descriptor: Int32, offset: Int64, bytes: UnsafeRawBufferPointer) {}
+        func synced(_ descriptor: Int32) {}
+        func truncated(_ descriptor: Int32, to size: Int64) {}
+        func droppedCleanCache(_ descriptor: Int32) {}
+        func renamed(_ from: String, to: String) {}
+        func removed(_ path: String) {}
+    }
+
+    @Test("in one round, a log's waiters are told once its own fdatasync is done, before the next log's runs")
+    func eachLogIsToldWhenItsOwnSyncEnds() throws {
+        let dir = TempDir()
+        var config = LogConfig()
+        config.durability = .ack
+        let gate = SyncGate()
+        FileObservers.install(gate)
+        defer { FileObservers.uninstall(gate) }
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let (first, quick, held) = (try manager.createLog(topic: "gate", partition: 0, config: config, nowMs: 0),
+                                    try manager.createLog(topic: "quick", partition: 0, config: config, nowMs: 0),
+                                    try manager.createLog(topic: "held", partition: 0, config: config, nowMs: 0))
+        let committer = GroupCommitter(threads: 1)
+        let done = DispatchSemaphore(value: 0)
+        func append(_ log: PartitionLog) throws -> Int64 {
+            try log.append([makeBatch(2, tag: log.topic)], nowMs: 0, deferFlush: true).lastOffset + 1
+        }
+        // The first round waits at the gate, so the next two requests share the second round.
+        committer.sync(first, upTo: try append(first)) { _ in done.signal() }
+        committer.sync(quick, upTo: try append(quick)) { result in
+            if case .success = result { gate.quickTold.signal() }
+            done.signal()
+        }
+        committer.sync(held, upTo: try append(held)) { _ in done.signal() }
+        gate.release.signal()
+        for _ in 0..<3 { #expect(done.wait(timeout: .now() + 30) == .success, "a sync never completed") }
+        #expect(gate.lock.withLock { gate.heldSawQuickTold } == true,
+                "the quick log's waiter was told only after the held log's fdatasync")
+        #expect(held.durableOffset == held.logEndOffset && quick.durableOffset == quick.logEndOffset)
+        committer.shutdown()
+        try manager.shutdown(nowMs: 0)
+    }
 }
