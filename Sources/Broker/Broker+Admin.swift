@@ -212,13 +212,7 @@ extension Broker {
     /// Config sources as DescribeConfigs numbers them.
     enum ConfigSource: Int8 { case topic = 1, dynamicBroker = 2, staticBroker = 4, defaultConfig = 5 }
 
-    func topicDefaults() -> LogConfig {
-        var c = config.logDefaults
-        for (k, v) in metadata.dynamicBrokerConfigs {
-            if let name = BrokerConfig.topicDefaults[k] { _ = try? c.set(name, v) }
-        }
-        return c
-    }
+    func topicDefaults() -> LogConfig { Self.topicDefaults(config.logDefaults, metadata: metadata) }
 
     func configEntries(topic: String, overrides: [String: String]? = nil) -> [(name: String, value: String, source: Int8)] {
         let set = overrides ?? metadata.topic(topic)?.configs ?? [:]

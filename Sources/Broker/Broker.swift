@@ -85,8 +85,6 @@ public final class Broker: @unchecked Sendable {
         requestMetrics = Dictionary(uniqueKeysWithValues: Self.supportedVersions.map { ($0.0.rawValue, (m.request($0.0.name), m.requestTime($0.0.name))) })
         let now = currentTimeMs()
         clusterId = try StorageFormat.ensureFormatted(logDir: config.logDir, nodeId: config.nodeId, logger: logger)
-        // Topic configs come from the metadata log, which is itself a log: open storage with
-        // defaults first, then re-apply each topic's overrides once metadata is replayed.
         let defaults = config.logDefaults
         // The internal topics are created at start, 50 partitions each: they take Kafka's own
         // segment sizes and are never preallocated (log.preallocate would otherwise reserve
@@ -104,17 +102,21 @@ public final class Broker: @unchecked Sendable {
         let offsetsConfig = internalConfig(segmentBytes: config.offsetsTopicSegmentBytes)
         let transactionStateConfig = internalConfig(segmentBytes: config.transactionStateSegmentBytes)
         LogManager.openSegmentsLimit = config.openSegmentsMax
-        // The internal logs open with their own configs (an active segment keeps the I/O
-        // settings it was opened with); user topics' overrides follow once metadata is replayed.
-        logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger) { topic in
+        // Every log opens with its own config (an active segment keeps the I/O settings it was
+        // opened with): the internal logs with theirs; user topics once the metadata log, which
+        // holds their overrides and the dynamic broker defaults, has been replayed.
+        let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]
+        logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger,
+                                    deferring: { !internalTopics.contains($0) }) { topic in
             switch topic {
             case GroupCoordinator.offsetsTopic: offsetsConfig
             case TransactionCoordinator.stateTopic: transactionStateConfig
-            case MetadataStore.logName: MetadataStore.logConfig
-            default: defaults
+            default: MetadataStore.logConfig
             }
         }
-        metadata = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        let store = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        metadata = store
+        try logManager.openDeferred(nowMs: now) { Self.topicConfig($0, defaults: defaults, metadata: store) }
         groups = try GroupCoordinator(logManager: logManager, config: offsetsConfig,
                                       limits: config.groupLimits, partitions: config.offsetsTopicPartitions, logger: logger)
         transactions = try TransactionCoordinator(logManager: logManager, config: transactionStateConfig,
@@ -127,11 +129,8 @@ public final class Broker: @unchecked Sendable {
             try metadata.deleteTopic(name, nowMs: now)
         }
         let known = Set(metadata.topics.map(\.name))
-        let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]
         for log in logManager.allLogs where !internalTopics.contains(log.topic) {
-            if known.contains(log.topic) {
-                log.updateConfig(topicConfig(log.topic))
-            } else {
+            if !known.contains(log.topic) {
                 logger.warning("log \(log.name) belongs to no topic in the metadata log; deleting it")
                 logManager.deleteLogs(topic: log.topic)
             }
@@ -178,11 +177,22 @@ public final class Broker: @unchecked Sendable {
     /// The effective config of a topic: broker defaults, then dynamic broker configs, then the
     /// topic's overrides.
     func topicConfig(_ topic: String) -> LogConfig {
-        var c = config.logDefaults
+        Self.topicConfig(topic, defaults: config.logDefaults, metadata: metadata)
+    }
+
+    /// A user topic's config: the static defaults, the dynamic broker defaults, its overrides.
+    static func topicConfig(_ topic: String, defaults: LogConfig, metadata: MetadataStore) -> LogConfig {
+        var c = topicDefaults(defaults, metadata: metadata)
+        for (k, v) in metadata.topic(topic)?.configs ?? [:] { _ = try? c.set(k, v) }
+        return c
+    }
+
+    /// User-topic defaults: the static ones, then the dynamic broker defaults.
+    static func topicDefaults(_ defaults: LogConfig, metadata: MetadataStore) -> LogConfig {
+        var c = defaults
         for (k, v) in metadata.dynamicBrokerConfigs {
             if let name = BrokerConfig.topicDefaults[k] { _ = try? c.set(name, v) }
         }
-        for (k, v) in metadata.topic(topic)?.configs ?? [:] { _ = try? c.set(k, v) }
         return c
     }
 

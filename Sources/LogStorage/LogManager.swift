@@ -25,9 +25,18 @@ public final class LogManager: @unchecked Sendable {
     private let checkpointLock = NIOLock()
     private var checkpointed: [String: String] = [:]
     private let logger: Logger
+    /// Partition directories found at start whose opening waits for `openDeferred`.
+    private var deferred: [(name: String, topic: String, partition: Int32)] = []
+    private var recoveryPoints: [String: Int64] = [:]
+    private var logStarts: [String: Int64] = [:]
+    private var cleanedUpTo: [String: Int64] = [:]
 
     /// Opens the directory, recovering what a crash left. `configFor` gives each topic's config.
+    /// Topics for which `deferring` is true are found but opened only by `openDeferred`: an
+    /// active segment keeps the I/O settings it opens with, so topics whose configs live in the
+    /// metadata log wait until it is read.
     public init(logDir: String, nowMs: Int64, logger: Logger = Logger(label: "sluice.storage"),
+                deferring: (String) -> Bool = { _ in false },
                 configFor: (String) -> LogConfig) throws(StorageError) {
         self.logDir = logDir
         self.logger = logger
@@ -38,9 +47,9 @@ public final class LogManager: @unchecked Sendable {
             try? FileSystem.remove(marker)
             try? FileSystem.syncDirectory(logDir)
         }
-        let recovery = Self.readCheckpoint("\(logDir)/\(Self.recoveryPointFile)")
-        let starts = Self.readCheckpoint("\(logDir)/\(Self.logStartFile)")
-        let cleaned = Self.readCheckpoint("\(logDir)/\(Self.cleanerFile)")
+        recoveryPoints = Self.readCheckpoint("\(logDir)/\(Self.recoveryPointFile)")
+        logStarts = Self.readCheckpoint("\(logDir)/\(Self.logStartFile)")
+        cleanedUpTo = Self.readCheckpoint("\(logDir)/\(Self.cleanerFile)")
         let names: [String]
         do { names = try Directory.list(logDir) } catch { throw error.at(logDir) }
         for name in names.sorted() where Directory.exists("\(logDir)/\(name)") {
@@ -49,16 +58,40 @@ public final class LogManager: @unchecked Sendable {
                 continue
             }
             guard let (topic, partition) = Self.parse(name) else { continue }
-            let log = try PartitionLog(
-                topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: configFor(topic),
-                logStartOffset: starts[name] ?? 0, recoveryPoint: recovery[name] ?? 0, clean: hadCleanShutdown,
-                nowMs: nowMs, logger: logger)
-            log.lock.withLock { log._cleanedUpTo = cleaned[name] ?? 0 }
-            logs[name] = log
+            if deferring(topic) {
+                deferred.append((name, topic, partition))
+                continue
+            }
+            try open(name, topic: topic, partition: partition, config: configFor(topic), nowMs: nowMs)
         }
+        if deferred.isEmpty { recoveryPoints = [:]; logStarts = [:]; cleanedUpTo = [:] }
         if !hadCleanShutdown && !logs.isEmpty {
             logger.warning("no clean-shutdown marker in \(logDir): recovered \(logs.count) logs past their recovery points")
         }
+    }
+
+    private func open(_ name: String, topic: String, partition: Int32, config: LogConfig, nowMs: Int64) throws(StorageError) {
+        let log = try PartitionLog(
+            topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: config,
+            logStartOffset: logStarts[name] ?? 0, recoveryPoint: recoveryPoints[name] ?? 0, clean: hadCleanShutdown,
+            nowMs: nowMs, logger: logger)
+        log.lock.withLock { log._cleanedUpTo = cleanedUpTo[name] ?? 0 }
+        lock.withLock { logs[name] = log }
+    }
+
+    /// Opens (and where needed recovers) the logs `init` deferred, each with its config now.
+    public func openDeferred(nowMs: Int64, configFor: (String) -> LogConfig) throws(StorageError) {
+        let waiting = lock.withLock { () -> [(name: String, topic: String, partition: Int32)] in
+            defer { deferred = [] }
+            return deferred
+        }
+        for d in waiting { try open(d.name, topic: d.topic, partition: d.partition, config: configFor(d.topic), nowMs: nowMs) }
+        if !hadCleanShutdown && !waiting.isEmpty {
+            logger.warning("no clean-shutdown marker in \(logDir): recovered \(waiting.count) more logs past their recovery points")
+        }
+        recoveryPoints = [:]
+        logStarts = [:]
+        cleanedUpTo = [:]
     }
 
     /// "topic-3" -> ("topic", 3); topic names may contain "-".
@@ -126,10 +159,16 @@ public final class LogManager: @unchecked Sendable {
     /// Writes the recovery points and log start offsets.
     public func checkpoint() throws(StorageError) {
         let all = allLogs
+        // Logs not opened yet keep the entries they had.
+        let waiting = lock.withLock { deferred }
+        func kept(_ values: [String: Int64]) -> [(String, Int32, Int64)] {
+            waiting.compactMap { d in values[d.name].map { (d.topic, d.partition, $0) } }
+        }
         try checkpointLock.withStorageLock { () throws(StorageError) in
-            try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)", all.map { ($0.topic, $0.partition, $0.durableOffset) })
-            try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) })
-            let cleaned = all.map { ($0.topic, $0.partition, $0.cleanedUpTo) }.filter { $0.2 > 0 }
+            try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)",
+                               all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(recoveryPoints))
+            try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) } + kept(logStarts))
+            let cleaned = (all.map { ($0.topic, $0.partition, $0.cleanedUpTo) } + kept(cleanedUpTo)).filter { $0.2 > 0 }
             if !cleaned.isEmpty { try writeIfChanged("\(logDir)/\(Self.cleanerFile)", cleaned) }
         }
     }

@@ -173,6 +173,19 @@ def test_ring_submission_as_a_topic_config_writes_on_the_commit_threads(make_slu
     s.start()
     for t in ("ring-topic", "inline-topic"):
         assert [v for _, v in read_values(s.bootstrap, t, 1)[0]] == payload
+    # After the restart the active segments reopen with their topic's I/O settings (once they
+    # opened with the broker defaults until the next roll): the ring topic's .log has the commit
+    # threads' second descriptor, and its appends are written behind again.
+    def log_descriptors(topic):
+        return _files_open_into(s.proc.pid, os.path.join(s.log_dir, f"{topic}-0", "0" * 20 + ".log"))
+    assert log_descriptors("ring-topic") == 2
+    assert log_descriptors("inline-topic") == 1
+    after_restart = writes_behind()
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 0})
+    for v in payload[:50]:
+        p.produce("ring-topic", v)
+    assert p.flush(15) == 0
+    assert writes_behind() > after_restart, "after a restart the ring topic was written inline"
 
 
 def test_ring_as_the_broker_default_leaves_the_internal_topics_inline(make_sluice):

@@ -99,6 +99,39 @@ struct PartitionLogTests {
         #expect(r.baseOffset == 150)
     }
 
+    @Test("deferred logs open later with the config known then, and keep their checkpoint entries until they do")
+    func deferredOpening() throws {
+        let dir = TempDir()
+        do {
+            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.smallConfig() }
+            for topic in ["meta", "user"] {
+                let log = try manager.createLog(topic: topic, partition: 0, config: Self.smallConfig(), nowMs: 0)
+                _ = try log.append([makeBatch(4, tag: topic)], nowMs: 0)
+            }
+            try manager.shutdown(nowMs: 0)
+        }
+        let path = "\(dir.path)/\(LogManager.recoveryPointFile)"
+        #expect(LogManager.readCheckpoint(path)["user-0"] == 4)
+        let manager = try LogManager(logDir: dir.path, nowMs: 0, deferring: { $0 == "user" }) { _ in Self.smallConfig() }
+        #expect(manager.log(topic: "meta", partition: 0) != nil)
+        #expect(manager.log(topic: "user", partition: 0) == nil)
+        // A checkpoint before the deferred log opens must not forget where it was durable.
+        let meta = try #require(manager.log(topic: "meta", partition: 0))
+        _ = try meta.append([makeBatch(1, tag: "more")], nowMs: 0)
+        try meta.flush(nowMs: 0)
+        try manager.checkpoint()
+        #expect(LogManager.readCheckpoint(path)["user-0"] == 4)
+        #expect(LogManager.readCheckpoint(path)["meta-0"] == 5)
+        var direct = Self.smallConfig()
+        direct.bufferedSubmit = .ring
+        try manager.openDeferred(nowMs: 0) { topic in topic == "user" ? direct : Self.smallConfig() }
+        let user = try #require(manager.log(topic: "user", partition: 0))
+        #expect(user.currentConfig.bufferedSubmit == .ring)
+        #expect(user.logEndOffset == 4)
+        #expect(try readAll(user).count == 4)
+        try manager.shutdown(nowMs: 0)
+    }
+
     @Test("checkpoint files are rewritten only when what they record changed")
     func checkpointsSkipUnchangedWrites() throws {
         let dir = TempDir()
