@@ -45,6 +45,8 @@ public final class Broker: @unchecked Sendable {
     private let cleanerPool: NIOThreadPool
     /// When timed-out transactions were last looked for.
     var lastTransactionSweepMs: Int64 = 0
+    /// When the recovery points were last written (`log.flush.offset.checkpoint.interval.ms`).
+    var lastRecoveryCheckpointMs: Int64 = 0
     /// Transactional ids decided (PrepareX stored) whose markers could not all be written yet.
     let markersOwed = NIOLockedValueBox<Set<String>>([])
     /// Housekeeping passes never overlap (one slow pass must not race the next).
@@ -224,7 +226,10 @@ public final class Broker: @unchecked Sendable {
                 try? log.flush(nowMs: now)
             }
         }
-        try? logManager.checkpoint()
+        let recoveryPointsDue = now - lastRecoveryCheckpointMs >= config.recoveryPointCheckpointIntervalMs
+        if (try? logManager.checkpoint(recoveryPoints: recoveryPointsDue)) != nil && recoveryPointsDue {
+            lastRecoveryCheckpointMs = now
+        }
         groups.expireOffsets(retentionMs: config.offsetsRetentionMs, nowMs: now)
         producerStates.expire(idleMs: config.producerIdExpirationMs, nowMs: now)
         producerStates.writeSnapshots(logManager.allLogs, force: false)

@@ -25,6 +25,8 @@ public struct BrokerConfig: Sendable {
     public var connectionsMaxIdleMs: Int64 = 600_000
     /// log.retention.check.interval.ms
     public var retentionCheckIntervalMs: Int64 = 300_000
+    /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery points are written.
+    public var recoveryPointCheckpointIntervalMs: Int64 = 1_000
     /// Our cap on a batch's decompressed size when validating produced batches.
     public var decompressedBytesMax = 64 << 20
     /// Prometheus metrics endpoint port (0: off).
@@ -165,6 +167,7 @@ public struct BrokerConfig: Sendable {
         case "queued.max.requests": queuedMaxRequests = Int(try int(1))
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(-1)
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1)
+        case "log.flush.offset.checkpoint.interval.ms": recoveryPointCheckpointIntervalMs = try int(0)
         case "log.retention.hours": try setTopicDefault("retention.ms", String(try int(-1) * 3_600_000))
         case "log.retention.minutes": try setTopicDefault("retention.ms", String(try int(-1) * 60_000))
         case "log.roll.hours": try setTopicDefault("segment.ms", String(try int(1) * 3_600_000))

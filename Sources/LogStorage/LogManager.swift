@@ -156,8 +156,11 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
-    /// Writes the recovery points and log start offsets.
-    public func checkpoint() throws(StorageError) {
+    /// Writes the log start offsets and the cleaner's progress where they changed, and with
+    /// `recoveryPoints` the recovery points too (the broker: every
+    /// `log.flush.offset.checkpoint.interval.ms`). A stale recovery point only means more to
+    /// re-validate after a crash; the active segment is re-validated in any case.
+    public func checkpoint(recoveryPoints writeRecoveryPoints: Bool = true) throws(StorageError) {
         let all = allLogs
         // Logs not opened yet keep the entries they had.
         let waiting = lock.withLock { deferred }
@@ -165,8 +168,10 @@ public final class LogManager: @unchecked Sendable {
             waiting.compactMap { d in values[d.name].map { (d.topic, d.partition, $0) } }
         }
         try checkpointLock.withStorageLock { () throws(StorageError) in
-            try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)",
-                               all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(recoveryPoints))
+            if writeRecoveryPoints {
+                try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)",
+                                   all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(recoveryPoints))
+            }
             try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) } + kept(logStarts))
             let cleaned = (all.map { ($0.topic, $0.partition, $0.cleanedUpTo) } + kept(cleanedUpTo)).filter { $0.2 > 0 }
             if !cleaned.isEmpty { try writeIfChanged("\(logDir)/\(Self.cleanerFile)", cleaned) }

@@ -156,6 +156,16 @@ struct PartitionLogTests {
         try manager.checkpoint()
         #expect(try inode() != first)
         #expect(LogManager.readCheckpoint(path)["t-0"] == 3)
+        // Between recovery-point checkpoints (log.flush.offset.checkpoint.interval.ms) the file
+        // stays as it is; the next one that includes them catches up.
+        let second = try inode()
+        _ = try log.append([makeBatch(1, tag: "c")], nowMs: 0)
+        try log.flush(nowMs: 0)
+        try manager.checkpoint(recoveryPoints: false)
+        #expect(try inode() == second)
+        #expect(LogManager.readCheckpoint(path)["t-0"] == 3)
+        try manager.checkpoint()
+        #expect(LogManager.readCheckpoint(path)["t-0"] == 4)
         try manager.shutdown(nowMs: 0)
     }
 
