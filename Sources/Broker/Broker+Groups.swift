@@ -272,7 +272,8 @@ extension Broker {
         let request = try DescribeLogDirsRequest.decode(from: &body, version: context.version)
         var byTopic: [String: [DescribeLogDirsResponse.DescribeLogDirsPartition]] = [:]
         let wanted = request.topics.map { Dictionary($0.map { ($0.topic, Set($0.partitions)) }, uniquingKeysWith: { a, b in a.union(b) }) }
-        for topic in metadata.topics where wanted == nil || wanted![topic.name] != nil {
+        // Every partition hosted here, the internal topics in use included (as Kafka lists them).
+        for topic in metadata.topics + shownInternalTopics where wanted == nil || wanted![topic.name] != nil {
             for p in 0..<topic.partitionCount where wanted?[topic.name]?.contains(p) ?? true {
                 guard let log = logManager.log(topic: topic.name, partition: p) else { continue }
                 byTopic[topic.name, default: []].append(.init(partitionIndex: p, partitionSize: log.sizeBytes, offsetLag: 0, isFutureKey: false))

@@ -23,9 +23,19 @@ extension Broker {
         return TopicMetadata(name: name, id: Self.internalTopicId(name), partitionCount: partitions, configs: [:])
     }
 
-    /// The internal topics in use so far, by name.
+    /// The internal topics in use so far, by name: marked so, or holding data (a commit that
+    /// came without a FindCoordinator, as a single-node client may send it).
     var shownInternalTopics: [TopicMetadata] {
-        internalTopicsInUse.withLockedValue { $0 }.sorted().compactMap { internalTopic($0) }
+        var inUse = internalTopicsInUse.withLockedValue { $0 }
+        let unmarked = Self.internalTopicNames.subtracting(inUse)
+        if !unmarked.isEmpty {
+            let withData = internalTopicsWithData(among: unmarked)
+            if !withData.isEmpty {
+                internalTopicsInUse.withLockedValue { $0.formUnion(withData) }
+                inUse.formUnion(withData)
+            }
+        }
+        return inUse.sorted().compactMap { internalTopic($0) }
     }
 
     func markInUse(internalTopic name: String) {
@@ -33,9 +43,12 @@ extension Broker {
         _ = internalTopicsInUse.withLockedValue { $0.insert(name) }
     }
 
-    /// The internal topics whose logs already hold data (at start: used before a restart).
-    func internalTopicsWithData() -> Set<String> {
-        Set(logManager.allLogs.filter { Self.isInternal($0.topic) && $0.logEndOffset > 0 }.map(\.topic))
+    /// Which of `names` have data in their logs (at start: used before a restart).
+    func internalTopicsWithData(among names: Set<String> = internalTopicNames) -> Set<String> {
+        names.filter { name in
+            let partitions = internalTopic(name)?.partitionCount ?? 0
+            return (0..<partitions).contains { logManager.log(topic: name, partition: $0).map { $0.logEndOffset > 0 } ?? false }
+        }
     }
 
     /// A stable id per internal topic (Metadata v10+ carries topic ids): derived from the name,

@@ -56,6 +56,9 @@ def test_consumer_groups_lag_and_resets(sluice):
               "--max-messages", "4").stdout
     assert out.split() == ["m0", "m1", "m2", "m3"]
     assert "lagger" in cli("consumer-groups", "--bootstrap-server", b, "--list").stdout.split()
+    # The group used the offsets topic: listed as kafka-topics.sh lists it, unless excluded.
+    assert "__consumer_offsets" in cli("topics", "--bootstrap-server", b, "--list").stdout.split()
+    assert cli("topics", "--bootstrap-server", b, "--list", "--exclude-internal").stdout.split() == ["lag"]
     table = cli("consumer-groups", "--bootstrap-server", b, "--describe", "--group", "lagger").stdout
     row = [line.split() for line in table.splitlines() if line.startswith("lagger")][0]
     assert row[1:6] == ["lag", "0", "4", "10", "6"]

@@ -71,6 +71,9 @@ def test_the_offsets_topic_is_listed_as_internal_once_a_group_uses_it(sluice):
         described = {t["name"]: t for t in kp.describe_topics([OFFSETS, "plain"])}
         assert described[OFFSETS]["is_internal"] is True
         assert described["plain"]["is_internal"] is False
+        # DescribeLogDirs lists the offsets topic's partitions with the user topic's.
+        dirs = str(kp.describe_log_dirs())
+        assert OFFSETS in dirs and "plain" in dirs
     finally:
         kp.close()
     consumer = KafkaConsumer(bootstrap_servers=sluice.bootstrap, group_id="pattern", auto_offset_reset="earliest",
