@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "KafkaProtocolTests",
             dependencies: [
-                "KafkaProtocol", "MessageGenerator",
+                "KafkaProtocol", "MessageGenerator", "Records",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             exclude: ["Fixtures"]

@@ -1,5 +1,6 @@
 import KafkaProtocol
 import LogStorage
+import Records
 
 /// `__consumer_offsets` and `__transaction_state` as clients see them. Kafka creates each on
 /// first use and then lists it like any topic, flagged internal: readable, but closed to
@@ -67,18 +68,5 @@ extension Broker {
             (name: e.name, value: e.value,
              source: defaults[e.name] == e.value ? ConfigSource.defaultConfig.rawValue : ConfigSource.topic.rawValue)
         }.sorted { $0.name < $1.name }
-    }
-}
-
-/// A small deterministic generator (Steele, Lea and Flood's SplitMix64) for derived ids.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }

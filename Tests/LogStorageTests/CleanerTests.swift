@@ -7,17 +7,6 @@ import SystemIO
 import Testing
 @testable import LogStorage
 
-/// A deterministic generator so a failing seed replays.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Log cleaner")
 struct CleanerTests {
@@ -48,7 +37,7 @@ struct CleanerTests {
     @Test("randomised puts, overwrites and tombstones: after cleaning every key reads as its latest value, with original offsets",
           arguments: 0..<24)
     func model(seed: Int) throws {
-        var rng = SplitMix(state: UInt64(seed) &* 7919 &+ 1)
+        var rng = SplitMix64(seed: UInt64(seed) &* 7919 &+ 1)
         let dir = TempDir()
         let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in Self.config() }
         let log = try manager.createLog(topic: "c", partition: 0, config: Self.config(), nowMs: 0)

@@ -23,7 +23,7 @@ struct DirectIOTests {
     /// Batches of sizes that straddle block boundaries in every way: tiny, a few KiB, larger than
     /// a block, exact multiples.
     static func workload(seed: UInt64) -> [RecordBatch] {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<300).map { i in
             let values = [1, 7, 100, 1000, 4000, 5000, 9000][Int(rng.next() % 7)]
             return makeBatch(1 + Int(rng.next() % 4), tag: "d\(i)", valueBytes: values)
@@ -177,7 +177,7 @@ struct DirectIOTests {
         config.bufferedSubmit = .ring
         config.segmentBytes = 12 << 20
         config.maxMessageBytes = 8 << 20
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         // Small batches fill the staging buffer while a write is in flight; a few are larger than it.
         let sizes = [1, 300, 4000, 9000, 70_000, 300_000]
         let workload: [RecordBatch] = (0..<400).map { i in

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Records
 import Synchronization
 import SystemIO
 
@@ -36,7 +37,7 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
     }
 
     struct State {
-        var rng: SplitMix
+        var rng: SplitMix64
         var faults: Faults
         var files: [String: File] = [:]
         var descriptors: [Int32: String] = [:]
@@ -52,7 +53,7 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
 
     init(root: String, seed: UInt64, faults: Faults = Faults()) {
         self.root = root
-        state = Mutex(State(rng: SplitMix(state: seed), faults: faults))
+        state = Mutex(State(rng: SplitMix64(seed: seed), faults: faults))
     }
 
     var injected: [String] { state.withLock { $0.injected } }

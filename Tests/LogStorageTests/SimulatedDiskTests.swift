@@ -23,7 +23,7 @@ struct SimulatedDiskTests {
 
     @Test("recovery never serves a corrupt batch and never loses an offset reported durable", arguments: seeds)
     func crashes(seed: UInt64) throws {
-        var rng = SplitMix(state: seed &* 0x9E37_79B9 &+ 17)
+        var rng = SplitMix64(seed: seed &* 0x9E37_79B9 &+ 17)
         let dir = TempDir()
         var config = LogConfig()
         config.segmentBytes = [2048, 8192, 1 << 20][Int(rng.next() % 3)]
