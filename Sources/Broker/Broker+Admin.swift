@@ -255,7 +255,7 @@ extension Broker {
             case 2:
                 if metadata.topic(resource.resourceName) != nil {
                     entries = configEntries(topic: resource.resourceName)
-                } else if Self.isInternal(resource.resourceName) {
+                } else if Self.isInternal(resource.resourceName), shownInternalTopics.contains(where: { $0.name == resource.resourceName }) {
                     entries = internalConfigEntries(resource.resourceName)
                 } else {
                     r.errorCode = ErrorCode.unknownTopicOrPartition.rawValue

@@ -117,8 +117,11 @@ def test_internal_topics_cannot_be_created_deleted_or_repartitioned(sluice):
 
 
 def test_the_offsets_topic_keeps_its_own_settings_when_broker_defaults_change(sluice):
-    commit_one(sluice, "settings", "cfg")
     a = AdminClient({"bootstrap.servers": sluice.bootstrap})
+    # Before any group used it, the topic does not exist for clients (as on a fresh Kafka).
+    [unknown] = results(a.describe_configs([ConfigResource("topic", OFFSETS)]))
+    assert unknown is not None and unknown.name() == "UNKNOWN_TOPIC_OR_PART"
+    commit_one(sluice, "settings", "cfg")
 
     def offsets_configs():
         return list(a.describe_configs([ConfigResource("topic", OFFSETS)]).values())[0].result(15)
