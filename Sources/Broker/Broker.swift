@@ -218,7 +218,8 @@ public final class Broker: @unchecked Sendable {
         }) else { return }
         defer { housekeepingRunning.withLockedValue { $0 = false } }
         let now = currentTimeMs()
-        metrics.partitions.record(logManager.allLogs.filter { $0.topic != MetadataStore.logName && !Self.isInternal($0.topic) }.count)
+        // Kafka's PartitionCount: every partition hosted, the internal topics in use included.
+        metrics.partitions.record(Int(hostedPartitions) + shownInternalTopics.reduce(0) { $0 + Int($1.partitionCount) })
         logManager.applyRetention(nowMs: now)
         for log in logManager.allLogs {
             let c = log.currentConfig

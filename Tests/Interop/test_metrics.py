@@ -24,6 +24,8 @@ def test_prometheus_endpoint_counts_traffic(make_sluice):
     for i in range(25):
         p.produce("metered", value=b"x" * 100)
     assert p.flush(10) == 0
+    # Kafka's PartitionCount: the partitions hosted here; no group has used the offsets topic yet.
+    wait_for(lambda: value(scrape(port), "kafka_server_replicamanager_partitioncount") == 1, timeout=10, what="the partition gauge")
     c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "m"})
     c.assign([TopicPartition("metered", 0, 0)])
     got = 0
@@ -38,5 +40,10 @@ def test_prometheus_endpoint_counts_traffic(make_sluice):
     assert value(text, "kafka_server_brokertopicmetrics_bytesout_total") >= 2500
     assert 'kafka_network_requestmetrics_requests_total{request="Produce"}' in text
     assert 'kafka_network_requestmetrics_totaltimems' in text
-    wait_for(lambda: value(scrape(port), "kafka_server_replicamanager_partitioncount") == 1, timeout=10, what="the partition gauge")
+    # A committed offset puts the group's offsets topic in use: its 50 partitions count too.
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "m", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("metered", 0, 25)], asynchronous=False)
+    c.close()
+    wait_for(lambda: value(scrape(port), "kafka_server_replicamanager_partitioncount") == 51, timeout=10,
+             what="the partition gauge with __consumer_offsets")
     assert urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).status == 200
