@@ -390,7 +390,11 @@ extension Broker {
             var t = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
             for p in topic.partitions {
                 var r = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1)
-                if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
+                if Self.isInternal(topic.name) {
+                    // Kafka: "Cannot delete records of internal topic" (it would drop committed
+                    // offsets or transaction state).
+                    r.errorCode = ErrorCode.invalidTopicException.rawValue
+                } else if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
                     let hw = highWatermark(log)
                     let target = p.offset == -1 ? hw : p.offset
                     if target < 0 || target > hw {

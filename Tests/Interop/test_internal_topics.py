@@ -111,6 +111,12 @@ def test_internal_topics_cannot_be_created_deleted_or_repartitioned(sluice):
     assert deleted is not None and deleted.name() == "INVALID_REQUEST"
     [grown] = results(a.create_partitions([NewPartitions(OFFSETS, 60)]))
     assert grown is not None and grown.name() == "INVALID_REQUEST"
+    # DeleteRecords would drop the commits: Kafka answers INVALID_TOPIC_EXCEPTION.
+    probe = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "probe"})
+    partition = next(p for p in range(50) if probe.get_watermark_offsets(TopicPartition(OFFSETS, p), timeout=10)[1] > 0)
+    probe.close()
+    [trimmed] = results(a.delete_records([TopicPartition(OFFSETS, partition, -1)]))
+    assert trimmed is not None and trimmed.code() == 17, trimmed
     md = a.list_topics(timeout=10)
     assert len(md.topics[OFFSETS].partitions) == 50
     assert committed(sluice, "kept", "stays") == 1
