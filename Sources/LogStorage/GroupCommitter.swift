@@ -265,6 +265,12 @@ public final class GroupCommitter: Sendable {
                 switch log.planSync(upTo: upTo) {
                 case .durable: break
                 case .failed(let error): outcome[id] = error
+                case .sync(let plan) where plan.segments.isEmpty:
+                    // No dirty file (nothing past the durable offset, e.g. a request beyond a
+                    // truncated end): finished at once, since no completion would ever come.
+                    if let error = log.finishSync(plan, error: nil, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) {
+                        outcome[id] = error
+                    }
                 case .sync(let plan):
                     plans.append((id, log, plan))
                     continue

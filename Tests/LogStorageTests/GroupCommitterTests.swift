@@ -89,6 +89,25 @@ struct GroupCommitterTests {
         }
     }
 
+    @Test("a sync past the end of a log that is durable to its end is answered, not left waiting")
+    func syncPastTheEndCompletes() throws {
+        let dir = TempDir()
+        var config = LogConfig()
+        config.durability = .ack
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "past", partition: 0, config: config, nowMs: 0)
+        let committer = GroupCommitter(threads: 1)
+        let end = try log.append([makeBatch(3, tag: "p")], nowMs: 0, deferFlush: true).lastOffset + 1
+        try committer.syncAndWait(log, upTo: end)
+        #expect(log.durableOffset == end)
+        // Nothing is dirty, yet the offset asked for lies beyond the end (as after a truncation).
+        let told = DispatchSemaphore(value: 0)
+        committer.sync(log, upTo: end + 10) { _ in told.signal() }
+        #expect(told.wait(timeout: .now() + 10) == .success, "the sync was never answered")
+        committer.shutdown()
+        try manager.shutdown(nowMs: 0)
+    }
+
     /// Holds the fdatasyncs of the logs it follows: `gate-0` until released, `held-0` until the
     /// waiter of `quick-0` (synced just before it in the same round) has been told.
     final class SyncGate: FileObserver, @unchecked Sendable {
