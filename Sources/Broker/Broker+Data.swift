@@ -54,6 +54,7 @@ extension Broker {
         var response = ProduceResponse()
         for topic in request.topicData {
             var topicResponse = ProduceResponse.TopicProduceResponse(name: topic.name)
+            let internalTopic = Self.isInternal(topic.name)  // once per topic, not per partition
             for partition in topic.partitionData {
                 var result = ProduceResponse.PartitionProduceResponse(index: partition.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
                 func fail(_ code: ErrorCode, _ message: String? = nil) {
@@ -63,7 +64,7 @@ extension Broker {
                 }
                 if request.acks != 0 && request.acks != 1 && request.acks != -1 {
                     fail(.invalidRequiredAcks)
-                } else if Self.isInternal(topic.name) {
+                } else if internalTopic {
                     // Only the coordinators write there (Kafka: "Cannot append to internal topic").
                     fail(.invalidTopicException, "cannot append to internal topic \(topic.name)")
                 } else if let log = logManager.log(topic: topic.name, partition: partition.index), topic.name != MetadataStore.logName {

@@ -89,9 +89,7 @@ public final class LogManager: @unchecked Sendable {
         if !hadCleanShutdown && !waiting.isEmpty {
             logger.warning("no clean-shutdown marker in \(logDir): recovered \(waiting.count) more logs past their recovery points")
         }
-        recoveryPoints = [:]
-        logStarts = [:]
-        cleanedUpTo = [:]
+        lock.withLock { (recoveryPoints, logStarts, cleanedUpTo) = ([:], [:], [:]) }
     }
 
     /// "topic-3" -> ("topic", 3); topic names may contain "-".
@@ -163,18 +161,18 @@ public final class LogManager: @unchecked Sendable {
     public func checkpoint(recoveryPoints writeRecoveryPoints: Bool = true) throws(StorageError) {
         let all = allLogs
         // Logs not opened yet keep the entries they had.
-        let waiting = lock.withLock { deferred }
+        let (waiting, points, starts, cleaned) = lock.withLock { (deferred, recoveryPoints, logStarts, cleanedUpTo) }
         func kept(_ values: [String: Int64]) -> [(String, Int32, Int64)] {
             waiting.compactMap { d in values[d.name].map { (d.topic, d.partition, $0) } }
         }
         try checkpointLock.withStorageLock { () throws(StorageError) in
             if writeRecoveryPoints {
                 try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)",
-                                   all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(recoveryPoints))
+                                   all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(points))
             }
-            try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) } + kept(logStarts))
-            let cleaned = (all.map { ($0.topic, $0.partition, $0.cleanedUpTo) } + kept(cleanedUpTo)).filter { $0.2 > 0 }
-            if !cleaned.isEmpty { try writeIfChanged("\(logDir)/\(Self.cleanerFile)", cleaned) }
+            try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) } + kept(starts))
+            let cleaner = (all.map { ($0.topic, $0.partition, $0.cleanedUpTo) } + kept(cleaned)).filter { $0.2 > 0 }
+            if !cleaner.isEmpty { try writeIfChanged("\(logDir)/\(Self.cleanerFile)", cleaner) }
         }
     }
 
