@@ -128,7 +128,10 @@ public final class Broker: @unchecked Sendable {
         // coordinators').
         for name in Self.internalTopicNames where metadata.topic(name) != nil {
             logger.warning("the metadata log lists internal topic \(name) as a user topic; removing that record")
-            try metadata.deleteTopic(name, nowMs: now)
+            // A full disk must not keep the broker from starting: the record is retried at the next start.
+            do { try metadata.deleteTopic(name, nowMs: now) } catch {
+                logger.error("could not remove the record of \(name) from the metadata log: \(error)")
+            }
         }
         let known = Set(metadata.topics.map(\.name))
         for log in logManager.allLogs where !internalTopics.contains(log.topic) {
