@@ -103,13 +103,12 @@ public final class Broker: @unchecked Sendable {
         }
         let offsetsConfig = internalConfig(segmentBytes: config.offsetsTopicSegmentBytes)
         let transactionStateConfig = internalConfig(segmentBytes: config.transactionStateSegmentBytes)
-        LogManager.openSegmentsLimit = config.openSegmentsMax
         // Every log opens with its own config (an active segment keeps the I/O settings it was
         // opened with): the internal logs with theirs; user topics once the metadata log, which
         // holds their overrides and the dynamic broker defaults, has been replayed.
         let internalTopics: Set = [MetadataStore.logName, GroupCoordinator.offsetsTopic, TransactionCoordinator.stateTopic]
         logManager = try LogManager(logDir: config.logDir, nowMs: now, logger: logger,
-                                    deferring: { !internalTopics.contains($0) }) { topic in
+                                    openSegmentsLimit: config.openSegmentsMax, deferring: { !internalTopics.contains($0) }) { topic in
             switch topic {
             case GroupCoordinator.offsetsTopic: offsetsConfig
             case TransactionCoordinator.stateTopic: transactionStateConfig

@@ -42,7 +42,7 @@ public struct BrokerConfig: Sendable {
     /// `sluice.segments.open.max`: sealed segments whose files (a descriptor and two index
     /// mappings each) stay open; the least recently used beyond it are closed and reopened on
     /// access. Active segments are always open and not counted.
-    public var openSegmentsMax = 2048
+    public var openSegmentsMax = LogManager.defaultOpenSegmentsLimit
     /// `sluice.socket.receive`: `frames` (a large request body is read from the socket into a
     /// buffer of its own, never copied in user space) or `cumulation` (NIO's ByteToMessageHandler:
     /// every frame that spans reads is copied into one growing buffer).

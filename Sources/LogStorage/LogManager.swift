@@ -25,6 +25,8 @@ public final class LogManager: @unchecked Sendable {
     private let checkpointLock = NIOLock()
     private var checkpointed: [String: String] = [:]
     private let logger: Logger
+    /// Bounds the open files of this manager's sealed segments (`sluice.segments.open.max`).
+    let fileCache: SegmentFileCache
     /// Partition directories found at start whose opening waits for `openDeferred`.
     private var deferred: [(name: String, topic: String, partition: Int32)] = []
     private var recoveryPoints: [String: Int64] = [:]
@@ -36,9 +38,11 @@ public final class LogManager: @unchecked Sendable {
     /// active segment keeps the I/O settings it opens with, so topics whose configs live in the
     /// metadata log wait until it is read.
     public init(logDir: String, nowMs: Int64, logger: Logger = Logger(label: "sluice.storage"),
+                openSegmentsLimit: Int = LogManager.defaultOpenSegmentsLimit,
                 deferring: (String) -> Bool = { _ in false },
                 configFor: (String) -> LogConfig) throws(StorageError) {
         self.logDir = logDir
+        fileCache = SegmentFileCache(limit: openSegmentsLimit)
         self.logger = logger
         do { try Directory.create(logDir) } catch { throw error.at(logDir) }
         let marker = "\(logDir)/\(Self.cleanShutdownFile)"
@@ -74,7 +78,7 @@ public final class LogManager: @unchecked Sendable {
         let log = try PartitionLog(
             topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: config,
             logStartOffset: logStarts[name] ?? 0, recoveryPoint: recoveryPoints[name] ?? 0, clean: hadCleanShutdown,
-            nowMs: nowMs, logger: logger)
+            nowMs: nowMs, logger: logger, fileCache: fileCache)
         log.lock.withLock { log._cleanedUpTo = cleanedUpTo[name] ?? 0 }
         lock.withLock { logs[name] = log }
     }
@@ -118,7 +122,7 @@ public final class LogManager: @unchecked Sendable {
                 try FileSystem.syncDirectory(logDir)
             } catch { throw error.at(dir) }
             let log = try PartitionLog(topic: topic, partition: partition, directory: dir, config: config,
-                                       logStartOffset: 0, recoveryPoint: 0, clean: true, nowMs: nowMs, logger: logger)
+                                       logStartOffset: 0, recoveryPoint: 0, clean: true, nowMs: nowMs, logger: logger, fileCache: fileCache)
             logs[name] = log
             return log
         }

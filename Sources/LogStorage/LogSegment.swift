@@ -53,6 +53,8 @@ struct PlacedBatch {
 final class LogSegment {
     let baseOffset: Int64
     let directory: String
+    /// Closes this segment's files while sealed and idle (its log manager's).
+    let fileCache: SegmentFileCache
     let logPath: String
     private let openFiles: Mutex<SegmentFiles?>
     /// Sealed (rolled or closed): takes no more appends, and its files may be closed when idle.
@@ -90,7 +92,8 @@ final class LogSegment {
         return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
     }
 
-    init(directory: String, baseOffset: Int64, config: LogConfig, nowMs: Int64) throws(StorageError) {
+    init(directory: String, baseOffset: Int64, config: LogConfig, fileCache: SegmentFileCache, nowMs: Int64) throws(StorageError) {
+        self.fileCache = fileCache
         self.baseOffset = baseOffset
         self.directory = directory
         logPath = "\(directory)/\(Self.name(baseOffset, ".log"))"
@@ -362,7 +365,7 @@ final class LogSegment {
         writer?.invalidate()
         defer { dropHeaderWindow(); writer?.invalidate() }
         // Replication's truncation may make a rolled segment the active one again.
-        if sealed { SegmentFileCache.shared.forget(self) }
+        if sealed { fileCache.forget(self) }
         sealed = false
         let f = try files()
         guard let (position, _) = try position(of: offset) else { return }
@@ -410,7 +413,7 @@ final class LogSegment {
             if try reserves || f.log.size() != Int64(size) { try f.log.truncate(to: Int64(size)) }
         } catch { throw error.at(logPath) }
         sealed = true
-        SegmentFileCache.shared.touch(self)
+        fileCache.touch(self)
     }
 
     // MARK: - open files
@@ -419,7 +422,7 @@ final class LogSegment {
     /// keeps them open (the cache only drops its reference).
     func files() throws(StorageError) -> SegmentFiles {
         if let f = openFiles.withLock({ $0 }) {
-            if sealed { SegmentFileCache.shared.touch(self) }
+            if sealed { fileCache.touch(self) }
             return f
         }
         // Sealed, so its indexes are trimmed: map exactly the entries the files hold.
@@ -428,7 +431,7 @@ final class LogSegment {
             if current == nil { current = fresh }
             return current!
         }
-        SegmentFileCache.shared.touch(self)
+        fileCache.touch(self)
         return f
     }
 

@@ -141,7 +141,7 @@ extension PartitionLog {
         stagingConfig.preallocate = false
         var outputs: [Int64] = []
         for group in groups {
-            let out = try LogSegment(directory: staging, baseOffset: group[0].baseOffset, config: stagingConfig, nowMs: nowMs)
+            let out = try LogSegment(directory: staging, baseOffset: group[0].baseOffset, config: stagingConfig, fileCache: fileCache, nowMs: nowMs)
             for s in group {
                 try forEachBatch(in: s) { batch in
                     if let kept = try retain(batch, map: map, aborted: aborted, lastBatchOf: lastBatchOf, txnHasData: &txnHasData,
@@ -184,7 +184,7 @@ extension PartitionLog {
             try Self.finishSwap(directory)
             var fresh: [LogSegment] = []
             for base in outputs {
-                let s = try LogSegment(directory: directory, baseOffset: base, config: config, nowMs: nowMs)
+                let s = try LogSegment(directory: directory, baseOffset: base, config: config, fileCache: fileCache, nowMs: nowMs)
                 try s.loadClean()
                 try s.seal()  // never active: its files join the bounded cache
                 fresh.append(s)

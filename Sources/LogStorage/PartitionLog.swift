@@ -12,6 +12,8 @@ import Glibc
 /// append that arrived while the previous one ran (group commit).
 public final class PartitionLog: @unchecked Sendable {
     public let topic: String
+    /// The log manager's bound on open sealed-segment files, shared by all its logs.
+    let fileCache: SegmentFileCache
     public let partition: Int32
     public let directory: String
     public var name: String { "\(topic)-\(partition)" }
@@ -53,7 +55,8 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     init(topic: String, partition: Int32, directory: String, config: LogConfig, logStartOffset: Int64,
-         recoveryPoint: Int64, clean: Bool, nowMs: Int64, logger: Logger) throws(StorageError) {
+         recoveryPoint: Int64, clean: Bool, nowMs: Int64, logger: Logger, fileCache: SegmentFileCache) throws(StorageError) {
+        self.fileCache = fileCache
         self.topic = topic
         self.partition = partition
         self.directory = directory
@@ -70,10 +73,10 @@ public final class PartitionLog: @unchecked Sendable {
         let bases = names.filter { $0.hasSuffix(".log") }.compactMap { Int64($0.dropLast(4)) }.sorted()
         var loaded: [LogSegment] = []
         for base in bases {
-            loaded.append(try LogSegment(directory: directory, baseOffset: base, config: config, nowMs: nowMs))
+            loaded.append(try LogSegment(directory: directory, baseOffset: base, config: config, fileCache: fileCache, nowMs: nowMs))
         }
         if loaded.isEmpty {
-            loaded.append(try LogSegment(directory: directory, baseOffset: max(0, logStartOffset), config: config, nowMs: nowMs))
+            loaded.append(try LogSegment(directory: directory, baseOffset: max(0, logStartOffset), config: config, fileCache: fileCache, nowMs: nowMs))
         }
         // Segments wholly below the recovery point were durable and are trusted after a clean
         // shutdown; everything else is re-validated batch by batch.
@@ -226,7 +229,7 @@ public final class PartitionLog: @unchecked Sendable {
         let active = segments.last!
         guard active.size > 0 else { return }
         try active.seal()
-        segments.append(try LogSegment(directory: directory, baseOffset: active.nextOffset, config: config, nowMs: nowMs))
+        segments.append(try LogSegment(directory: directory, baseOffset: active.nextOffset, config: config, fileCache: fileCache, nowMs: nowMs))
         warnIfDirectUnavailable(segments.last!)
         // Kafka flushes a segment when it rolls: the rolled segment becomes durable off the
         // append path (here: the next flush covers it; durability `none` relies on it too).

@@ -6,9 +6,10 @@ import NIOConcurrencyHelpers
 /// default). Active segments are always open and not counted. Sealed segments are opened on
 /// access and the least recently used are closed when more than the limit are open; closing
 /// only drops the segment's reference, so a reader in the middle of using the files keeps them.
+/// Each `LogManager` has its own (a broker has one manager), so two managers in one process —
+/// tests running side by side — never evict each other's files or change each other's limit.
 final class SegmentFileCache: @unchecked Sendable {
-    static let shared = SegmentFileCache()
-    public static let defaultLimit = 2048
+    static let defaultLimit = 2048
 
     private struct Entry {
         weak var segment: LogSegment?
@@ -16,14 +17,18 @@ final class SegmentFileCache: @unchecked Sendable {
     }
 
     private struct State {
-        var limit = SegmentFileCache.defaultLimit
+        var limit: Int
         var tick: UInt64 = 0
         var open: [ObjectIdentifier: Entry] = [:]
         var evictions = 0
     }
 
     private let lock = NIOLock()
-    private var s = State()
+    private var s: State
+
+    init(limit: Int = SegmentFileCache.defaultLimit) {
+        s = State(limit: max(1, limit))
+    }
 
     /// Sealed segments with open files, and how many times files were closed for the limit.
     var counts: (open: Int, evictions: Int) { lock.withLock { (s.open.count, s.evictions) } }
@@ -68,12 +73,15 @@ final class SegmentFileCache: @unchecked Sendable {
 }
 
 extension LogManager {
-    /// `sluice.segments.open.max`: sealed segments whose files stay open (process-wide).
-    public static var openSegmentsLimit: Int {
-        get { SegmentFileCache.shared.limit }
-        set { SegmentFileCache.shared.limit = newValue }
+    /// `sluice.segments.open.max`'s default.
+    public static let defaultOpenSegmentsLimit = SegmentFileCache.defaultLimit
+
+    /// `sluice.segments.open.max`: sealed segments of this manager's logs whose files stay open.
+    public var openSegmentsLimit: Int {
+        get { fileCache.limit }
+        set { fileCache.limit = newValue }
     }
 
     /// Sealed segments with open files now, and how many were closed to respect the limit.
-    public static var openSegmentCounts: (open: Int, evictions: Int) { SegmentFileCache.shared.counts }
+    public var openSegmentCounts: (open: Int, evictions: Int) { fileCache.counts }
 }

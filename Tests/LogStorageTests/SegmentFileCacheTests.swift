@@ -21,11 +21,8 @@ struct SegmentFileCacheTests {
         config.segmentBytes = 2048
         config.indexIntervalBytes = 256
         let limit = 24
-        let saved = LogManager.openSegmentsLimit
-        LogManager.openSegmentsLimit = limit
-        defer { LogManager.openSegmentsLimit = saved }
-        let before = LogManager.openSegmentCounts.evictions
-        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let manager = try LogManager(logDir: dir.path, nowMs: 0, openSegmentsLimit: limit) { _ in config }
+        let before = manager.openSegmentCounts.evictions
         let partitions = 12
         var logs: [PartitionLog] = []
         for p in 0..<partitions {
@@ -55,7 +52,7 @@ struct SegmentFileCacheTests {
                 }
             }
         }
-        let counts = LogManager.openSegmentCounts
+        let counts = manager.openSegmentCounts
         #expect(counts.evictions > before, "nothing was ever closed")
         let slack = limit / 8 + 1
         #expect(counts.open <= limit + slack)
@@ -68,7 +65,7 @@ struct SegmentFileCacheTests {
         #expect(descriptors < sealed, "as many descriptors (\(descriptors)) as sealed segments (\(sealed)): nothing is bounded")
         // Retention and a clean restart work on segments whose files are closed.
         try manager.shutdown(nowMs: 0)
-        let again = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let again = try LogManager(logDir: dir.path, nowMs: 0, openSegmentsLimit: limit) { _ in config }
         #expect(again.hadCleanShutdown)
         for p in 0..<partitions {
             let log = again.log(topic: "many", partition: Int32(p))!
