@@ -16,11 +16,22 @@ final class IndexFile {
     var entryCount: Int
     private(set) var capacity: Int
     /// Bytes of the file backed by allocated blocks. The preallocated file is sparse (as Kafka's
-    /// is); pages are reserved with fallocate before their first store, because touching an
-    /// unbacked page of a mapping on a full file system raises SIGBUS. A full disk costs an
-    /// index entry (lookups scan a little further), never the process.
+    /// is); pages are reserved before their first store, because touching an unbacked page of a
+    /// mapping on a full file system raises SIGBUS. A full disk costs an index entry (lookups
+    /// scan a little further), never the process.
+    ///
+    /// They are reserved by writing zeros (through the page cache, where a full disk fails the
+    /// write), not with fallocate: the first store into a page the mapping has to fault in from
+    /// the file cost 2-4 ms on this project's test machine (Benchmarks/scripts/index-touch-probe.c),
+    /// on the appending event loop, at the first index entry of every segment; a store into a page
+    /// already in the page cache costs microseconds.
     private var reservedBytes: Int
     static let reserveStep = 64 << 10
+    nonisolated(unsafe) private static let zeros: UnsafeRawBufferPointer = {  // never written after this
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: reserveStep, alignment: 4096)
+        b.initializeMemory(as: UInt8.self, repeating: 0)
+        return UnsafeRawBufferPointer(b)
+    }()
 
     init(path: String, entryBytes: Int, mappedBytes: Int) throws(StorageError) {
         self.path = path
@@ -48,19 +59,18 @@ final class IndexFile {
 
     var isFull: Bool { entryCount >= capacity }
 
-    /// Makes sure the next entry's bytes are backed by disk blocks; false if the disk is full.
+    /// Makes sure the next entry's bytes are backed by disk blocks (and in the page cache); false
+    /// if the disk is full. Only bytes past every entry are written, so readers see no change.
     func reserveNext() -> Bool {
         let end = (entryCount + 1) * entryBytes
         guard end > reservedBytes else { return true }
         let length = min(Self.reserveStep, capacity * entryBytes - reservedBytes)
         guard length > 0 else { return false }
         do {
-            try file.allocate(offset: Int64(reservedBytes), length: Int64(length), keepSize: true)
+            try file.writeAll(UnsafeRawBufferPointer(rebasing: Self.zeros[0..<length]), at: Int64(reservedBytes))
             reservedBytes += length
             return true
         } catch {
-            // A file system without fallocate: nothing to reserve with; behave as before.
-            if error.rawValue == EOPNOTSUPP { reservedBytes = capacity * entryBytes; return true }
             return false
         }
     }
