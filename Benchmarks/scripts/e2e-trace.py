@@ -31,6 +31,9 @@ def main():
         broker.stop()
     print(f"{' '.join(overrides)}: p50 {out.get('e2e_ms_p50')} p99 {out.get('e2e_ms_p99')} "
           f"p99.9 {out.get('e2e_ms_p999')} max {out.get('e2e_ms_max')} ms")
+    if out.get("rc") != 0 or not os.path.exists(trace):
+        os.path.exists(trace) and os.unlink(trace)
+        sys.exit(f"e2e-trace: kperf failed (rc {out.get('rc')}): {out.get('stderr', '')}")
     rows = []
     with open(trace) as f:
         for line in f:
@@ -38,6 +41,8 @@ def main():
             if e2e > 0:
                 rows.append((at, ack, e2e, part))
     os.unlink(trace)
+    if not rows:
+        sys.exit("e2e-trace: no record was consumed")
     e2e = sorted(r[2] for r in rows)
     p99 = e2e[int(len(e2e) * 0.99)]
     slow = [r for r in rows if r[2] >= p99]
