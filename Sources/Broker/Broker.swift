@@ -53,7 +53,7 @@ public final class Broker: @unchecked Sendable {
     private let housekeepingRunning = NIOLockedValueBox(false)
     let metrics = BrokerMetrics()
     /// Per-API request counters and timers, made once (creating a metric is a registry lookup).
-    let requestMetrics: [Int16: (count: Counter, time: Timer)]
+    let requestMetrics: [Int16: (count: Counter, time: MillisecondHistogram)]
     private let createLock = NIOLock()
     /// Internal topics a client has used (they show in full Metadata listings from then on).
     let internalTopicsInUse = NIOLockedValueBox<Set<String>>([])

@@ -53,7 +53,9 @@ struct Server: AsyncParsableCommand {
         }
         // Metrics go to a Prometheus registry, served when sluice.metrics.port is set.
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        for label in BrokerMetrics.millisecondHistograms { factory.valueHistogramBuckets[label] = BrokerMetrics.millisecondBuckets }
+        MetricsSystem.bootstrap(factory)
         for key in config.unknown { logger.warning("unknown property \(key) ignored") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
         let pool = NIOThreadPool(numberOfThreads: min(config.storageThreads, 64))
