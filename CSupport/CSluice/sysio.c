@@ -16,6 +16,10 @@ int sluice_fallocate(int fd, int mode, int64_t offset, int64_t length) {
     return fallocate(fd, mode, (off_t)offset, (off_t)length) == 0 ? 0 : -errno;
 }
 
+int sluice_sync_file_range_write(int fd, int64_t offset, int64_t length) {
+    return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : -errno;
+}
+
 int64_t sluice_splice(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t length,
                       unsigned int flags) {
     loff_t in = off_in ? *off_in : 0, out = off_out ? *off_out : 0;

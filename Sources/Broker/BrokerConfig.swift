@@ -101,6 +101,7 @@ public struct BrokerConfig: Sendable {
         "sluice.io.mode": "sluice.io.mode", "sluice.io.buffered.submit": "sluice.io.buffered.submit",
         "sluice.durability": "sluice.durability",
         "sluice.preallocate.step.bytes": "sluice.preallocate.step.bytes",
+        "sluice.zero.ahead.bytes": "sluice.zero.ahead.bytes",
     ]
 
     public static let knownBrokerProperties: Set<String> = [

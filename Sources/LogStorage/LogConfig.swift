@@ -32,6 +32,14 @@ public struct LogConfig: Sendable, Equatable {
     /// ext4's per-page delayed-allocation work (see docs/configuration.md for what it saved);
     /// sealing the segment returns what it did not use. Ours; on by default (16 MiB).
     public var preallocateStepBytes = 16 << 20
+    /// `sluice.zero.ahead.bytes`: with durability `ack` and inline buffered writes, the active
+    /// segment keeps up to this many bytes past its end written with zeros (and synced, in the
+    /// background), so that the fdatasync an acknowledgement waits for overwrites blocks the
+    /// file already has and commits no journal transaction. As much as the segment holds if that
+    /// is less (64 KiB at least); skipped while the segment grows faster than
+    /// `LogSegment.zeroAheadRateMax`, where the zeros would double the writes for syncs that are
+    /// amortised anyway. 0 turns it off. Ours (512 KiB).
+    public var zeroAheadBytes = 512 << 10
     /// `message.timestamp.type`.
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.
@@ -104,7 +112,7 @@ public struct LogConfig: Sendable, Equatable {
          ("retention.ms", "\(retentionMs)"), ("retention.bytes", "\(retentionBytes)"),
          ("file.delete.delay.ms", "\(fileDeleteDelayMs)"), ("flush.messages", "\(flushMessages)"),
          ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
-         ("sluice.preallocate.step.bytes", "\(preallocateStepBytes)"),
+         ("sluice.preallocate.step.bytes", "\(preallocateStepBytes)"), ("sluice.zero.ahead.bytes", "\(zeroAheadBytes)"),
          ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
          ("sluice.io.mode", ioMode.rawValue), ("sluice.io.buffered.submit", bufferedSubmit.rawValue),
          ("sluice.durability", durability.rawValue)]
@@ -132,6 +140,7 @@ public struct LogConfig: Sendable, Equatable {
         case "flush.ms": flushMs = try int(0)
         case "max.message.bytes": maxMessageBytes = Int(try int(0))
         case "sluice.preallocate.step.bytes": preallocateStepBytes = Int(try int(0))
+        case "sluice.zero.ahead.bytes": zeroAheadBytes = Int(try int(0))
         case "preallocate":
             guard let b = Bool(value.lowercased()) else { throw .invalid(name: name, value: value, reason: "expected true or false") }
             preallocate = b

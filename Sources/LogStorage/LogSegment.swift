@@ -1,3 +1,5 @@
+import Dispatch
+import Glibc
 import NIOCore
 import Records
 import Synchronization
@@ -86,6 +88,12 @@ final class LogSegment {
     private var reserveStep: Int
     private var reservedEnd = 0
     private let segmentBytes: Int
+    /// `sluice.zero.ahead.bytes` where it applies (durability `ack`, inline buffered writes;
+    /// else 0), where zeroing resumes (the file holds zeros up to it, or data, or a gap a fast
+    /// segment skipped), and the size and time of the last look at the rate.
+    private var zeroAhead: Int
+    private var zeroedEnd = 0
+    private var zeroCheck: (size: Int, ns: UInt64)?
 
     static func name(_ offset: Int64, _ suffix: String) -> String {
         let digits = String(offset)
@@ -103,9 +111,11 @@ final class LogSegment {
         reserves = config.preallocate || config.preallocateStepBytes > 0
         reserveStep = config.preallocate ? 0 : config.preallocateStepBytes
         segmentBytes = config.segmentBytes
+        zeroAhead = config.durability == .ack && config.ioMode == .buffered && config.bufferedSubmit == .inline ? config.zeroAheadBytes : 0
         do {
             size = Int(try files.log.size())
             reservedEnd = size
+            zeroedEnd = size
             if config.preallocate && size == 0 {
                 try files.log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
                 reservedEnd = config.segmentBytes
@@ -210,6 +220,7 @@ final class LogSegment {
             nextOffset = batch.nextOffset
         }
         size = position
+        if zeroAhead > 0 && writer == nil && size + zeroAheadNow / 2 > zeroedEnd { zeroAheadOf(f.log) }
         if firstAppendMs == nil { firstAppendMs = nowMs }
         lastAppendMs = nowMs
     }
@@ -229,6 +240,55 @@ final class LogSegment {
         } catch {
             reserveStep = 0
         }
+    }
+
+    // MARK: - zero-ahead
+
+    /// A page-cache write of zeros comes from here, a megabyte at a time.
+    nonisolated(unsafe) static let zeroChunk: UnsafeRawBufferPointer = {  // never written after this
+        UnsafeRawBufferPointer(start: calloc(1, 1 << 20)!, count: 1 << 20)
+    }()
+    /// Where the background fdatasyncs of fresh zeros run (one at a time, process-wide).
+    static let zeroSyncs = DispatchQueue(label: "sluice.zero-sync")
+    /// Above this append rate (bytes/s) a segment zeroes nothing ahead: its commits cover many
+    /// batches each, so the journal work an fdatasync does is already shared, and the zeros would
+    /// double what reaches the page cache and the disk (1M x 1 KiB acks=all with durability `ack`
+    /// measured 796 against 965 MB/s with zeros ahead at every rate).
+    static let zeroAheadRateMax: Double = 32 * 1024 * 1024
+
+    /// As the reservation: as much as the segment holds (64 KiB at least), up to the setting.
+    private var zeroAheadNow: Int { min(zeroAhead, max(size, Self.reserveAheadMinimum)) }
+
+    /// Writes zeros from where the last ones ended (or the end) to `zeroAheadNow` past the end,
+    /// starts their writeback, and fdatasyncs them on `zeroSyncs`: once that sync has committed
+    /// the blocks and the file size, an fdatasync after appends into them only writes data.
+    /// Skipped (and tried again half a step later) while the segment grows faster than
+    /// `zeroAheadRateMax`; stopped for good by a failed write (a full disk), where the appends
+    /// then report the error themselves.
+    private func zeroAheadOf(_ log: borrowing FileHandle) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { zeroCheck = (size, now) }
+        if let last = zeroCheck, now > last.ns,
+           Double(size - last.size) * 1e9 / Double(now - last.ns) > Self.zeroAheadRateMax {
+            zeroedEnd = size + zeroAheadNow
+            return
+        }
+        let from = max(zeroedEnd, size)
+        let to = min(max(segmentBytes, size), size + zeroAheadNow)
+        guard to > from else { return }
+        do {
+            var at = from
+            while at < to {
+                let n = min(to - at, Self.zeroChunk.count)
+                try log.writeAll(UnsafeRawBufferPointer(rebasing: Self.zeroChunk[0..<n]), at: Int64(at))
+                at += n
+            }
+        } catch {
+            zeroAhead = 0
+            return
+        }
+        zeroedEnd = to
+        log.syncInBackground(offset: Int64(from), length: Int64(to - from), on: Self.zeroSyncs)
     }
 
     /// How far the file holds this segment's batches: `size`, less what a write-behind has

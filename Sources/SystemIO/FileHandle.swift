@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSluice
+import Dispatch
 
 /// The single owner of an open file descriptor. It closes the descriptor when it goes away;
 /// `close()` does the same but reports the error, which matters after writes.
@@ -200,6 +201,22 @@ public struct FileHandle: ~Copyable {
             if rc == 0 { return }
             if rc == -EINTR { continue }
             throw Errno(rawValue: -rc)
+        }
+    }
+
+    /// Starts writeback of a range's dirty pages (`sync_file_range(2)`, `SYNC_FILE_RANGE_WRITE`)
+    /// and fdatasyncs the file on `queue`, through a duplicate descriptor so that closing this
+    /// handle does not cut it short. For work ahead of need (zeros past a log's end): nobody
+    /// waits for it and its failure is ignored; whoever needs durability syncs for themselves.
+    /// Does nothing under a simulated disk, whose model sees only the syncs it is asked for.
+    public func syncInBackground(offset: Int64, length: Int64, on queue: DispatchQueue) {
+        guard FileObservers.observer(for: descriptor) == nil else { return }
+        _ = sluice_sync_file_range_write(descriptor, offset, length)
+        let fd = dup(descriptor)
+        guard fd >= 0 else { return }
+        queue.async {
+            _ = fdatasync(fd)
+            Glibc.close(fd)
         }
     }
 

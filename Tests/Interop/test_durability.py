@@ -415,3 +415,60 @@ def test_consumer_tailing_a_direct_topic_sees_every_record_whole_and_in_order(sl
     for p in range(2):
         assert [o for o, _ in got[p]] == list(range(len(got[p])))
         assert [v for _, v in got[p]] == values[p::2]
+
+
+def _batches_end(path):
+    """Where the record batches in a segment file end (each is baseOffset, length, then length
+    bytes), and the file's bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+        if length <= 0:
+            break
+        pos += 12 + length
+    return pos, data
+
+
+@pytest.mark.parametrize("ending", ["restart", "kill"])
+def test_zero_ahead_keeps_zeros_past_the_end_that_nobody_reads(make_sluice, ending):
+    """With durability ack the active segment keeps zeros written ahead of its end
+    (sluice.zero.ahead.bytes), so that the fdatasync an acknowledgement waits for overwrites
+    blocks the file already has. Consumers never see them; a clean shutdown truncates them, and
+    after a crash recovery stops at them: every acknowledged record is read back once, in order,
+    and appends go on after them. A topic with sluice.zero.ahead.bytes=0 keeps none."""
+    s = make_sluice(["sluice.durability=ack"]).start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("zeros", 1, 1), NewTopic("nozeros", 1, 1, config={"sluice.zero.ahead.bytes": "0"})]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0, "acks": "all"})
+    values = [b"z-%04d-" % i + os.urandom(100).hex().encode() for i in range(300)]
+    for v in values[:200]:
+        p.produce("zeros", value=v, partition=0)
+        p.produce("nozeros", value=v, partition=0)
+    assert p.flush(20) == 0
+    first = lambda topic: os.path.join(s.log_dir, f"{topic}-0", "0" * 20 + ".log")
+    end, data = _batches_end(first("zeros"))
+    assert end > 200 * 200, f"batches end at {end}"
+    assert len(data) - end >= 32 << 10, f"{len(data) - end} bytes past the batches (no zeros ahead)"
+    assert data[end:] == bytes(len(data) - end), "past the batches the file holds zeros only"
+    nend, ndata = _batches_end(first("nozeros"))
+    assert len(ndata) == nend, "sluice.zero.ahead.bytes=0 keeps the file at its data"
+    got = read_values(s.bootstrap, "zeros", 1)[0]
+    assert [v for _, v in got] == values[:200]
+    if ending == "restart":
+        assert s.stop() == 0
+        end, data = _batches_end(first("zeros"))
+        assert len(data) == end, "a clean shutdown leaves no zeros behind"
+        s.start()
+    else:
+        s.kill()
+        s.start()
+    p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0, "acks": "all"})
+    for v in values[200:]:
+        p.produce("zeros", value=v, partition=0)
+    assert p.flush(20) == 0
+    got = read_values(s.bootstrap, "zeros", 1)[0]
+    assert [o for o, _ in got] == list(range(300))
+    assert [v for _, v in got] == values

@@ -17,6 +17,8 @@ extern "C" {
 
 /// O_DIRECT, which Glibc only declares under _GNU_SOURCE.
 int sluice_o_direct(void);
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE (start writeback, do not wait); 0 or -errno.
+int sluice_sync_file_range_write(int fd, int64_t offset, int64_t length);
 /// fallocate(2); returns 0 or -errno.
 int sluice_fallocate(int fd, int mode, int64_t offset, int64_t length);
 /// FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE.
