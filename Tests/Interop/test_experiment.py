@@ -90,8 +90,12 @@ def test_a_small_plan_runs_end_to_end_into_a_report(tmp_path):
         p = x["produce"]
         assert p["rc"] == 0 and p["records"] > 0 and p["mb_per_s"] > 0, x
         assert p["broker_cpu_s"] > 0
-        # Every byte produced went to disk, and not many more.
-        assert 0.9 < p["write_amplification"] < 3, x
+        # Every byte produced went to disk, and not many more. With durability ack a buffered
+        # log this slow (a debug broker) also writes zeros ahead of its end (sluice.zero.ahead.bytes),
+        # and write_bytes, counted when a page is dirtied, counts each page again whenever an
+        # append dirties it after a sync: 4.5-8.4 here, against 10.1 and 7.3 MB at the device.
+        limit = 12 if x["set"] == "sluice.io.mode=buffered durability=ack" else 3
+        assert 0.9 < p["write_amplification"] < limit, x
         # After the clean stop the indexes are trimmed to their entries.
         assert 0 < x["index_bytes"] < 1 << 20, x
         assert x["log_bytes"] >= p["bytes"]
