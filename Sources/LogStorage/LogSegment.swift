@@ -94,6 +94,8 @@ final class LogSegment {
     private var zeroAhead: Int
     private var zeroedEnd = 0
     private var zeroCheck: (size: Int, ns: UInt64)?
+    /// Whether the last `recover` cut nothing but zeros (zeros ahead, or direct I/O's padding).
+    private(set) var truncatedOnlyZeros = false
 
     static func name(_ offset: Int64, _ suffix: String) -> String {
         let digits = String(offset)
@@ -392,7 +394,10 @@ final class LogSegment {
             nextOffset = batch.nextOffset
         }
         size = valid
+        zeroedEnd = valid  // the truncation below takes any zeros ahead with it
         let truncated = fileSize - valid
+        truncatedOnlyZeros = truncated > 0 && truncated <= 8 << 20
+            && ((try? f.log.read(count: truncated, at: Int64(valid)))?.allSatisfy { $0 == 0 } ?? false)
         if truncated > 0 {
             do { try f.log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }
         }

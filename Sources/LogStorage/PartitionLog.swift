@@ -110,7 +110,11 @@ public final class PartitionLog: @unchecked Sendable {
                 // crash): it is synced before the log calls it durable below.
                 try segment.flush()
                 if truncated > 0 {
-                    logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
+                    if segment.truncatedOnlyZeros {
+                        logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
+                    } else {
+                        logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
+                    }
                     keep.append(segment)
                     // Later segments cannot follow a hole: drop them.
                     for later in loaded[(i + 1)...] {
