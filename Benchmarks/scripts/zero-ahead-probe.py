@@ -16,7 +16,10 @@ Prints data MB/s and the fdatasync p50/p99 of each.
 Measured here (session 10): the fdatasyncs get about twice as fast (p50 0.18 against 0.36 ms), but
 the data rate falls (211-230 against 262-285 MB/s extending, 176-240 with a zeroing thread): writing the
 zeros costs as much disk bandwidth as the data, and appends into pages under writeback wait. So
-Sluice does not zero ahead.
+Sluice zeroes ahead only where latency, not bandwidth, is at stake: under durability `ack`, at
+most 512 KiB ahead (an fdatasync flushes the whole file, so megabytes of zeros under writeback
+delay it), synced in the background, and not while a segment grows faster than 32 MiB/s
+(`sluice.zero.ahead.bytes` in docs/configuration.md has the end-to-end figures).
 
 Usage: Benchmarks/scripts/zero-ahead-probe.py [DIR]   (default /var/tmp)
   environment: PER, AHEAD (4 MiB), CHUNK (1 MiB), PROBE_SECONDS (4)
