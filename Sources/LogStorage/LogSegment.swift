@@ -290,7 +290,7 @@ final class LogSegment {
             return
         }
         zeroedEnd = to
-        log.syncInBackground(offset: Int64(from), length: Int64(to - from), on: Self.zeroSyncs)
+        log.syncInBackground(path: logPath, offset: Int64(from), length: Int64(to - from), on: Self.zeroSyncs)
     }
 
     /// How far the file holds this segment's batches: `size`, less what a write-behind has

@@ -204,17 +204,20 @@ public struct FileHandle: ~Copyable {
         }
     }
 
-    /// Starts writeback of a range's dirty pages (`sync_file_range(2)`, `SYNC_FILE_RANGE_WRITE`)
-    /// and fdatasyncs the file on `queue`, through a duplicate descriptor so that closing this
-    /// handle does not cut it short. For work ahead of need (zeros past a log's end): nobody
-    /// waits for it and its failure is ignored; whoever needs durability syncs for themselves.
-    /// Does nothing under a simulated disk, whose model sees only the syncs it is asked for.
-    public func syncInBackground(offset: Int64, length: Int64, on queue: DispatchQueue) {
+    /// Starts writeback of a range's dirty pages (`sync_file_range(2)`, `SYNC_FILE_RANGE_WRITE`,
+    /// which reports no earlier writeback error) and fdatasyncs the file at `path` on `queue`.
+    /// For work ahead of need (zeros past a log's end): nobody waits for it and its outcome is
+    /// ignored, so it syncs through a descriptor of its own, opened afresh. A `dup` would share
+    /// this handle's open file description, and with it the cursor by which Linux reports a
+    /// writeback error once per description: an EIO this sync swallowed would then never reach
+    /// the fdatasync an acknowledgement waits for. Does nothing under a simulated disk, whose
+    /// model sees only the syncs it is asked for.
+    public func syncInBackground(path: String, offset: Int64, length: Int64, on queue: DispatchQueue) {
         guard FileObservers.observer(for: descriptor) == nil else { return }
         _ = sluice_sync_file_range_write(descriptor, offset, length)
-        let fd = dup(descriptor)
-        guard fd >= 0 else { return }
         queue.async {
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return }
             _ = fdatasync(fd)
             Glibc.close(fd)
         }
