@@ -56,8 +56,14 @@ struct DumpLog: ParsableCommand {
                     }
                     position += batch.byteCount
                 }
-                if let error = sequence.error { print("Found an invalid batch at position \(position): \(error)") }
-                if sequence.trailingPartialBytes > 0 { print("Found \(sequence.trailingPartialBytes) trailing bytes of a partial batch at position \(position)") }
+                let rest = data.count - position
+                if rest > 0 && data[position...].allSatisfy({ $0 == 0 }) {
+                    // An active segment's zeros ahead (durability ack) or direct I/O's block padding.
+                    print("Found \(rest) bytes of zeros past the last batch at position \(position) (written ahead of an active segment's end, or block padding; no records)")
+                } else {
+                    if let error = sequence.error { print("Found an invalid batch at position \(position): \(error)") }
+                    if sequence.trailingPartialBytes > 0 { print("Found \(sequence.trailingPartialBytes) trailing bytes of a partial batch at position \(position)") }
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import wait_for
+from conftest import BINARY, wait_for
 
 
 def read_values(bootstrap, topic, partitions, timeout=30):
@@ -455,6 +456,11 @@ def test_zero_ahead_keeps_zeros_past_the_end_that_nobody_reads(make_sluice, endi
     assert data[end:] == bytes(len(data) - end), "past the batches the file holds zeros only"
     nend, ndata = _batches_end(first("nozeros"))
     assert len(ndata) == nend, "sluice.zero.ahead.bytes=0 keeps the file at its data"
+    # Our kafka-dump-log names the zeros for what they are, not an invalid batch.
+    dumped = subprocess.run([BINARY, "dump-log", "--files", first("zeros")], capture_output=True, text=True, timeout=60).stdout
+    counts = [int(line.split(" count: ")[1].split()[0]) for line in dumped.splitlines() if line.startswith("baseOffset:")]
+    assert sum(counts) == 200 and "bytes of zeros past the last batch" in dumped, dumped[-500:]
+    assert "invalid batch" not in dumped and "partial batch" not in dumped
     got = read_values(s.bootstrap, "zeros", 1)[0]
     assert [v for _, v in got] == values[:200]
     if ending == "restart":
