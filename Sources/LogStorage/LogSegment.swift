@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import NIOCore
 import Records
 import Synchronization
@@ -246,10 +245,6 @@ final class LogSegment {
 
     // MARK: - zero-ahead
 
-    /// A page-cache write of zeros comes from here, a megabyte at a time.
-    nonisolated(unsafe) static let zeroChunk: UnsafeRawBufferPointer = {  // never written after this
-        UnsafeRawBufferPointer(start: calloc(1, 1 << 20)!, count: 1 << 20)
-    }()
     /// Where the background fdatasyncs of fresh zeros run (one at a time, process-wide).
     static let zeroSyncs = DispatchQueue(label: "sluice.zero-sync")
     /// Above this append rate (bytes/s) a segment zeroes nothing ahead: its commits cover many
@@ -278,14 +273,7 @@ final class LogSegment {
         let from = max(zeroedEnd, size)
         let to = min(max(segmentBytes, size), size + zeroAheadNow)
         guard to > from else { return }
-        do {
-            var at = from
-            while at < to {
-                let n = min(to - at, Self.zeroChunk.count)
-                try log.writeAll(UnsafeRawBufferPointer(rebasing: Self.zeroChunk[0..<n]), at: Int64(at))
-                at += n
-            }
-        } catch {
+        do { try log.writeZeros(to - from, at: Int64(from)) } catch {
             zeroAhead = 0
             return
         }

@@ -27,11 +27,6 @@ final class IndexFile {
     /// already in the page cache costs microseconds.
     private var reservedBytes: Int
     static let reserveStep = 64 << 10
-    nonisolated(unsafe) private static let zeros: UnsafeRawBufferPointer = {  // never written after this
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: reserveStep, alignment: 4096)
-        b.initializeMemory(as: UInt8.self, repeating: 0)
-        return UnsafeRawBufferPointer(b)
-    }()
 
     init(path: String, entryBytes: Int, mappedBytes: Int) throws(StorageError) {
         self.path = path
@@ -67,7 +62,7 @@ final class IndexFile {
         let length = min(Self.reserveStep, capacity * entryBytes - reservedBytes)
         guard length > 0 else { return false }
         do {
-            try file.writeAll(UnsafeRawBufferPointer(rebasing: Self.zeros[0..<length]), at: Int64(reservedBytes))
+            try file.writeZeros(length, at: Int64(reservedBytes))
             reservedBytes += length
             return true
         } catch {

@@ -204,6 +204,24 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Writes `count` zero bytes at `offset` (through the page cache, so that a full disk fails
+    /// the write rather than a later store or writeback), a megabyte at a time from one shared
+    /// buffer of zeros.
+    public func writeZeros(_ count: Int, at offset: Int64) throws(Errno) {
+        var done = 0
+        while done < count {
+            let n = min(count - done, Self.zeros.count)
+            try writeAll(UnsafeRawBufferPointer(rebasing: Self.zeros[0..<n]), at: offset + Int64(done))
+            done += n
+        }
+    }
+
+    nonisolated(unsafe) private static let zeros: UnsafeRawBufferPointer = {  // never written after this
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        b.initializeMemory(as: UInt8.self, repeating: 0)
+        return UnsafeRawBufferPointer(b)
+    }()
+
     /// Starts writeback of a range's dirty pages (`sync_file_range(2)`, `SYNC_FILE_RANGE_WRITE`,
     /// which reports no earlier writeback error) and fdatasyncs the file at `path` on `queue`.
     /// For work ahead of need (zeros past a log's end): nobody waits for it and its outcome is
