@@ -40,6 +40,8 @@ public struct LogConfig: Sendable, Equatable {
     /// `LogSegment.zeroAheadRateMax`, where the zeros would double the writes for syncs that are
     /// amortised anyway. 0 turns it off. Ours (512 KiB).
     public var zeroAheadBytes = 512 << 10
+    /// The largest `sluice.zero.ahead.bytes` accepted.
+    public static let zeroAheadBytesMax: Int64 = 16 << 20
     /// `message.timestamp.type`.
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.
@@ -140,7 +142,13 @@ public struct LogConfig: Sendable, Equatable {
         case "flush.ms": flushMs = try int(0)
         case "max.message.bytes": maxMessageBytes = Int(try int(0))
         case "sluice.preallocate.step.bytes": preallocateStepBytes = Int(try int(0))
-        case "sluice.zero.ahead.bytes": zeroAheadBytes = Int(try int(0))
+        case "sluice.zero.ahead.bytes":
+            // The appending thread writes the zeros itself, so a refill must stay small.
+            let v = try int(0)
+            guard v <= Self.zeroAheadBytesMax else {
+                throw .invalid(name: name, value: value, reason: "expected at most \(Self.zeroAheadBytesMax) (16 MiB)")
+            }
+            zeroAheadBytes = Int(v)
         case "preallocate":
             guard let b = Bool(value.lowercased()) else { throw .invalid(name: name, value: value, reason: "expected true or false") }
             preallocate = b

@@ -384,7 +384,7 @@ final class LogSegment {
         size = valid
         zeroedEnd = valid  // the truncation below takes any zeros ahead with it
         let truncated = fileSize - valid
-        truncatedOnlyZeros = truncated > 0 && truncated <= 8 << 20
+        truncatedOnlyZeros = truncated > 0 && truncated <= Int(LogConfig.zeroAheadBytesMax) + (64 << 10)
             && ((try? f.log.read(count: truncated, at: Int64(valid)))?.allSatisfy { $0 == 0 } ?? false)
         if truncated > 0 {
             do { try f.log.truncate(to: Int64(valid)) } catch { throw error.at(logPath) }

@@ -443,6 +443,12 @@ def test_zero_ahead_keeps_zeros_past_the_end_that_nobody_reads(make_sluice, endi
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("zeros", 1, 1), NewTopic("nozeros", 1, 1, config={"sluice.zero.ahead.bytes": "0"})]).values():
         f.result(15)
+    # The appending thread writes the zeros, so the setting is bounded (16 MiB).
+    from confluent_kafka import KafkaException
+    with pytest.raises(KafkaException) as e:
+        for f in a.create_topics([NewTopic("hugezeros", 1, 1, config={"sluice.zero.ahead.bytes": str(1 << 30)})]).values():
+            f.result(15)
+    assert e.value.args[0].name() == "INVALID_CONFIG"
     p = Producer({"bootstrap.servers": s.bootstrap, "linger.ms": 0, "acks": "all"})
     values = [b"z-%04d-" % i + os.urandom(100).hex().encode() for i in range(300)]
     for v in values[:200]:
