@@ -97,6 +97,7 @@ public final class Broker: @unchecked Sendable {
             c.preallocate = false
             c.preallocateStepBytes = 0
             c.zeroAheadBytes = 0
+            c.dropBehindBytes = 0
             // Their appends are written by the coordinators themselves (never deferred), so a
             // write-behind gains nothing, and inline writes keep them up through a full disk.
             c.bufferedSubmit = .inline

@@ -102,6 +102,7 @@ public struct BrokerConfig: Sendable {
         "sluice.durability": "sluice.durability",
         "sluice.preallocate.step.bytes": "sluice.preallocate.step.bytes",
         "sluice.zero.ahead.bytes": "sluice.zero.ahead.bytes",
+        "sluice.cache.drop.behind.bytes": "sluice.cache.drop.behind.bytes",
     ]
 
     public static let knownBrokerProperties: Set<String> = [

@@ -42,6 +42,16 @@ public struct LogConfig: Sendable, Equatable {
     public var zeroAheadBytes = 512 << 10
     /// The largest `sluice.zero.ahead.bytes` accepted.
     public static let zeroAheadBytesMax: Int64 = 16 << 20
+    /// `sluice.cache.drop.behind.bytes`: with inline buffered writes, the active segment keeps at
+    /// most about this many bytes behind its end in the page cache: as it grows, it starts
+    /// writeback of what it appended and drops the clean pages further back (sync_file_range,
+    /// then POSIX_FADV_DONTNEED), so the page cache recycles the same memory instead of growing.
+    /// Tail reads stay in memory; reads further back than this come from the disk. 0 (the
+    /// default, Kafka's way) leaves the page cache to the kernel; otherwise at least
+    /// `dropBehindBytesMin`. Ours.
+    public var dropBehindBytes = 0
+    /// The smallest non-zero `sluice.cache.drop.behind.bytes` accepted (four steps of 1 MiB).
+    public static let dropBehindBytesMin: Int64 = 4 << 20
     /// `message.timestamp.type`.
     public var timestampType: TimestampType = .createTime
     /// `max.message.bytes`: the largest batch a producer may append.
@@ -115,6 +125,7 @@ public struct LogConfig: Sendable, Equatable {
          ("file.delete.delay.ms", "\(fileDeleteDelayMs)"), ("flush.messages", "\(flushMessages)"),
          ("flush.ms", "\(flushMs)"), ("preallocate", "\(preallocate)"),
          ("sluice.preallocate.step.bytes", "\(preallocateStepBytes)"), ("sluice.zero.ahead.bytes", "\(zeroAheadBytes)"),
+         ("sluice.cache.drop.behind.bytes", "\(dropBehindBytes)"),
          ("message.timestamp.type", timestampType.rawValue), ("max.message.bytes", "\(maxMessageBytes)"),
          ("sluice.io.mode", ioMode.rawValue), ("sluice.io.buffered.submit", bufferedSubmit.rawValue),
          ("sluice.durability", durability.rawValue)]
@@ -149,6 +160,12 @@ public struct LogConfig: Sendable, Equatable {
                 throw .invalid(name: name, value: value, reason: "expected at most \(Self.zeroAheadBytesMax) (16 MiB)")
             }
             zeroAheadBytes = Int(v)
+        case "sluice.cache.drop.behind.bytes":
+            let v = try int(0)
+            guard v == 0 || v >= Self.dropBehindBytesMin else {
+                throw .invalid(name: name, value: value, reason: "expected 0 (off) or at least \(Self.dropBehindBytesMin) (4 MiB)")
+            }
+            dropBehindBytes = Int(v)
         case "preallocate":
             guard let b = Bool(value.lowercased()) else { throw .invalid(name: name, value: value, reason: "expected true or false") }
             preallocate = b

@@ -93,6 +93,14 @@ final class LogSegment {
     private var zeroAhead: Int
     private var zeroedEnd = 0
     private var zeroCheck: (size: Int, ns: UInt64)?
+    /// `sluice.cache.drop.behind.bytes` where it applies (inline buffered writes; else 0), the
+    /// step between passes, where writeback was last started up to and pages last dropped up to,
+    /// and the size at which the next pass runs.
+    private let dropBehind: Int
+    private let dropBehindStep: Int
+    private var writebackStarted = 0
+    private var droppedThrough = 0
+    private var dropBehindNext = Int.max
     /// Whether the last `recover` cut nothing but zeros (zeros ahead, or direct I/O's padding).
     private(set) var truncatedOnlyZeros = false
 
@@ -113,10 +121,17 @@ final class LogSegment {
         reserveStep = config.preallocate ? 0 : config.preallocateStepBytes
         segmentBytes = config.segmentBytes
         zeroAhead = config.durability == .ack && config.ioMode == .buffered && config.bufferedSubmit == .inline ? config.zeroAheadBytes : 0
+        dropBehind = config.ioMode == .buffered && config.bufferedSubmit == .inline ? config.dropBehindBytes : 0
+        dropBehindStep = Self.dropBehindStep(dropBehind)
         do {
             size = Int(try files.log.size())
             reservedEnd = size
             zeroedEnd = size
+            if dropBehind > 0 {  // as restartDropBehind(), which init cannot call yet
+                writebackStarted = size
+                droppedThrough = max(0, size - dropBehind)
+                dropBehindNext = size + dropBehindStep
+            }
             if config.preallocate && size == 0 {
                 try files.log.allocate(offset: 0, length: Int64(config.segmentBytes), keepSize: true)
                 reservedEnd = config.segmentBytes
@@ -222,6 +237,7 @@ final class LogSegment {
         }
         size = position
         if zeroAhead > 0 && writer == nil && size + zeroAheadNow / 2 > zeroedEnd { zeroAheadOf(f.log) }
+        if size >= dropBehindNext { dropBehindOf(f.log) }
         if firstAppendMs == nil { firstAppendMs = nowMs }
         lastAppendMs = nowMs
     }
@@ -241,6 +257,38 @@ final class LogSegment {
         } catch {
             reserveStep = 0
         }
+    }
+
+    // MARK: - drop-behind
+
+    /// A pass every quarter of the setting, 1-8 MiB.
+    static func dropBehindStep(_ dropBehind: Int) -> Int { min(8 << 20, max(1 << 20, dropBehind / 4)) }
+
+    /// One drop-behind pass: writeback starts for what was appended up to a step ago (the newest
+    /// step stays dirty, where appends and zeros may still touch its last page), and the pages
+    /// more than `dropBehind` behind the end are dropped, the step before that a second time for
+    /// pages that were still under writeback at the last pass. Tail reads stay in memory.
+    /// Advice only, on the appending thread: sync_file_range without a wait and fadvise do not
+    /// wait for the disk.
+    /// Drop-behind starts over from `size` (opened, recovered or truncated): what the file
+    /// held before is on disk or under writeback already, or was cut.
+    private func restartDropBehind() {
+        guard dropBehind > 0 else { return }
+        writebackStarted = size
+        droppedThrough = max(0, size - dropBehind)
+        dropBehindNext = size + dropBehindStep
+    }
+
+    private func dropBehindOf(_ log: borrowing FileHandle) {
+        let writeTo = size - dropBehindStep
+        let dropTo = max(0, size - dropBehind)
+        let dropFrom = max(0, droppedThrough - dropBehindStep)
+        log.dropBehind(writeFrom: Int64(writebackStarted), writeTo: Int64(max(writebackStarted, writeTo)),
+                       dropFrom: Int64(dropFrom), dropTo: Int64(max(dropFrom, dropTo)))
+        writebackStarted = max(writebackStarted, writeTo)
+        droppedThrough = max(droppedThrough, dropTo)
+        dropBehindNext = size + dropBehindStep
+        StorageStatistics.countDropBehindPass()
     }
 
     // MARK: - zero-ahead
@@ -383,6 +431,7 @@ final class LogSegment {
         }
         size = valid
         zeroedEnd = valid  // the truncation below takes any zeros ahead with it
+        restartDropBehind()
         let truncated = fileSize - valid
         truncatedOnlyZeros = truncated > 0 && truncated <= Int(LogConfig.zeroAheadBytesMax) + (64 << 10)
             && ((try? f.log.read(count: truncated, at: Int64(valid)))?.allSatisfy { $0 == 0 } ?? false)
@@ -410,6 +459,7 @@ final class LogSegment {
         }
         bytesSinceIndexEntry = position - (offsetIndex.lastEntry?.position ?? 0)
         size = position
+        restartDropBehind()
     }
 
     /// Drops every batch at or after `offset`.

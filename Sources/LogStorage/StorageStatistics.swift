@@ -17,4 +17,11 @@ public enum StorageStatistics {
     public static var writesBehind: Int { writeBehindCount.load(ordering: .relaxed) }
 
     static func countWritesBehind(_ n: Int) { writeBehindCount.add(n, ordering: .relaxed) }
+
+    private static let dropBehindPassCount = Atomic<Int>(0)
+
+    /// Drop-behind passes (`sluice.cache.drop.behind.bytes`) since the process started.
+    public static var dropBehindPasses: Int { dropBehindPassCount.load(ordering: .relaxed) }
+
+    static func countDropBehindPass() { dropBehindPassCount.add(1, ordering: .relaxed) }
 }

@@ -241,6 +241,18 @@ public struct FileHandle: ~Copyable {
         }
     }
 
+    /// Drop-behind for an append-only file: starts writeback of `[writeFrom, writeTo)`
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait) and drops the clean pages
+    /// of `[dropFrom, dropTo)` from the page cache (`POSIX_FADV_DONTNEED`, which leaves dirty
+    /// pages and pages under writeback where they are). Neither reports an error: a writeback
+    /// error stays recorded for the next fdatasync, and a page that was not clean yet is simply
+    /// kept. Does nothing under a simulated disk, whose model sees only the syncs it is asked for.
+    public func dropBehind(writeFrom: Int64, writeTo: Int64, dropFrom: Int64, dropTo: Int64) {
+        guard FileObservers.observer(for: descriptor) == nil else { return }
+        if writeTo > writeFrom { _ = sluice_sync_file_range_write(descriptor, writeFrom, writeTo - writeFrom) }
+        if dropTo > dropFrom { _ = posix_fadvise(descriptor, off_t(dropFrom), off_t(dropTo - dropFrom), POSIX_FADV_DONTNEED) }
+    }
+
     /// Drops the file's clean pages from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`),
     /// so that the next reads come from the disk. Dirty pages stay (and are scheduled for
     /// writeback). Advice only: failures are ignored.

@@ -66,6 +66,7 @@ struct Server: AsyncParsableCommand {
         let metricsServer = MetricsServer {
             registry.emitToString() + "# TYPE sluice_log_fsyncs_total counter\nsluice_log_fsyncs_total \(StorageStatistics.fsyncs)\n"
                 + "# TYPE sluice_log_write_behind_writes_total counter\nsluice_log_write_behind_writes_total \(StorageStatistics.writesBehind)\n"
+                + "# TYPE sluice_log_drop_behind_passes_total counter\nsluice_log_drop_behind_passes_total \(StorageStatistics.dropBehindPasses)\n"
         }
         if config.metricsPort > 0 {
             let bound = try metricsServer.start(group: group, host: config.listenerHost, port: config.metricsPort)

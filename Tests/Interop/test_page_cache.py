@@ -1,0 +1,85 @@
+"""Drop-behind (sluice.cache.drop.behind.bytes): a log keeps only its tail in the page cache,
+and nothing it dropped is lost to a consumer."""
+import ctypes
+import mmap
+import os
+
+import pytest
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1 << 20
+
+
+def resident_pages(path):
+    """Which pages of the file are in the page cache now (mincore over a shared read-only map)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            vec = (ctypes.c_ubyte * ((size + PAGE - 1) // PAGE))()
+            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
+            return [v & 1 for v in vec]
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+def test_drop_behind_keeps_only_the_tail_cached_and_loses_nothing(make_sluice):
+    """A broker started with sluice.cache.drop.behind.bytes=4 MiB writes back and drops from
+    the page cache what lies more than 4 MiB behind a log's end; a topic that sets it to 0 keeps
+    everything cached (the kernel's way). A consumer reads every record of both back from the
+    start, the dropped part from the disk. Values below 4 MiB (other than 0) are INVALID_CONFIG."""
+    s = make_sluice(["sluice.cache.drop.behind.bytes=4194304"]).start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("dropped", 1, 1),
+                              NewTopic("cached", 1, 1, config={"sluice.cache.drop.behind.bytes": "0"})]).values():
+        f.result(15)
+    with pytest.raises(KafkaException) as e:
+        for f in a.create_topics([NewTopic("tiny", 1, 1, config={"sluice.cache.drop.behind.bytes": str(MIB)})]).values():
+            f.result(15)
+    assert e.value.args[0].name() == "INVALID_CONFIG"
+    described = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "dropped")])
+    config = list(described.values())[0].result(15)
+    assert config["sluice.cache.drop.behind.bytes"].value == "4194304"
+
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
+    values = [b"%06d-" % i + os.urandom(1000) for i in range(24_000)]  # about 24 MiB per topic
+    for v in values:
+        p.produce("dropped", value=v, partition=0)
+        p.produce("cached", value=v, partition=0)
+        p.poll(0)
+    assert p.flush(60) == 0
+
+    def pages(topic):
+        return resident_pages(os.path.join(s.log_dir, f"{topic}-0", "0" * 20 + ".log"))
+    dropped, cached = pages("dropped"), pages("cached")
+    assert len(dropped) * PAGE > 20 * MIB and len(cached) * PAGE > 20 * MIB
+    # What the last passes could not drop yet (pages still under writeback) stays at most a few
+    # steps of 1 MiB past the 4 MiB window.
+    assert sum(dropped) * PAGE <= 10 * MIB, f"{sum(dropped) * PAGE / MIB:.1f} MiB of {len(dropped) * PAGE / MIB:.1f} cached"
+    assert sum(dropped[-(2 * MIB // PAGE):]) == 2 * MIB // PAGE, "the newest 2 MiB stay cached for tail reads"
+    assert sum(cached) >= 0.9 * len(cached), f"only {sum(cached)} of {len(cached)} pages cached without drop-behind"
+
+    for topic in ("dropped", "cached"):
+        c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "pc-" + topic, "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        while len(got) < len(values):
+            msgs = c.consume(1000, timeout=20)
+            assert msgs, f"{topic}: no records after {len(got)}"
+            for m in msgs:
+                assert m.error() is None, m.error()
+                got.append(m.value())
+        c.close()
+        assert got == values, f"{topic}: records read back differ"
