@@ -309,6 +309,9 @@ E2E_VARIANTS = [
      None, ["--linger-ms", "0"], None, False),
     ("e2e_half_max", "client defaults, 50 % of the broker's end-to-end maximum (one kperf e2e, no rate limit)",
      "e2emax", [], None, False),
+    ("e2e_half_max_drop_behind", "client defaults, the rate of the row above, Sluice with "
+     "sluice.cache.drop.behind.bytes=67108864 (64 MiB of each log's tail kept in the page cache)", "e2emax", [],
+     ["sluice.cache.drop.behind.bytes=67108864"], False),
     ("e2e_common", "client defaults, the same rate for both: 50 % of the slower broker's acks=all rate", "common", [],
      None, False),
     ("e2e_linger0_10k", "linger.ms=0, 10,000 records/s for both", 10_000, ["--linger-ms", "0"], None, False),
