@@ -252,6 +252,33 @@ struct PartitionLogTests {
         #expect(again.log(topic: "d", partition: 0)?.logStartOffset == 123)
     }
 
+    @Test("drop-behind (sluice.cache.drop.behind.bytes) loses nothing through truncation and a restart")
+    func dropBehindKeepsEveryRecord() throws {
+        let dir = TempDir()
+        var config = LogConfig()
+        config.segmentBytes = 64 << 20
+        config.dropBehindBytes = Int(LogConfig.dropBehindBytesMin)
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "db", partition: 0, config: config, nowMs: 0)
+        // About 12 MiB: many passes (one per MiB), most of the file dropped from the page cache.
+        for i in 0..<200 { _ = try log.append([makeBatch(8, tag: "a\(i)", valueBytes: 8000)], nowMs: 0) }
+        #expect(log.segmentCount == 1)
+        try log.truncate(to: 800, nowMs: 0)
+        for i in 0..<100 { _ = try log.append([makeBatch(8, tag: "b\(i)", valueBytes: 8000)], nowMs: 0) }
+        func check(_ log: PartitionLog) throws {
+            let all = try readAll(log)
+            #expect(all.count == 1600 && all.map(\.0) == Array(0..<1600))
+            #expect(all[799].1.hasSuffix("a99-7") && all[800].1.hasSuffix("b0-0") && all[1599].1.hasSuffix("b99-7"))
+        }
+        try check(log)
+        try manager.shutdown(nowMs: 0)
+        let again = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let reopened = try #require(again.log(topic: "db", partition: 0))
+        _ = try reopened.append([makeBatch(1, tag: "c", valueBytes: 10)], nowMs: 0)
+        #expect(reopened.logEndOffset == 1601)
+        try check(reopened)
+    }
+
     @Test("offset for timestamp finds the first record at or after it; max timestamp is tracked")
     func timestamps() throws {
         let dir = TempDir()
