@@ -389,6 +389,22 @@ def machine():
             "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scale": SCALE}
 
 
+def cpu_ticks():
+    """The machine's CPU time so far from /proc/stat: (total, idle + iowait, steal) ticks."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]), v[3] + v[4], v[7]
+
+
+def steal_share(before, after):
+    """CPU time the hypervisor gave to someone else while this guest wanted it (steal), as a
+    share of all the machine's CPU time and of its busy time, between two cpu_ticks()."""
+    total, idle, steal = (a - b for a, b in zip(after, before))
+    busy = total - idle
+    return {"steal_pct": round(100 * steal / total, 1) if total else None,
+            "steal_pct_of_busy": round(100 * steal / busy, 1) if busy else None}
+
+
 # MARK: - report
 
 def plots(results, out_dir):
@@ -465,6 +481,8 @@ def report(results, out_dir):
         f"- fio, 1 MiB sequential writes, io_uring QD16: buffered {lim['fio'].get('buffered_mb_s')} MB/s,"
         f" O_DIRECT {lim['fio'].get('direct_mb_s')} MB/s; 4 KiB write+fdatasync: {lim['fio'].get('fdatasync_iops')} IOPS",
         f"- loopback TCP, one stream of 1 MiB sends: {lim['loopback_mb_s']} MB/s",
+        f"- CPU steal (time the hypervisor ran someone else while this VM wanted the core) over the whole run:"
+        f" {m.get('steal_pct', '–')}% of all CPU time, {m.get('steal_pct_of_busy', '–')}% of the busy time",
         "",
         "## Results",
         "",
@@ -581,6 +599,7 @@ def main():
     v = subprocess.run([KPERF, "--version"], capture_output=True, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
     results["librdkafka"] = (v.stdout + v.stderr).strip().split("librdkafka")[-1].strip(" ()\n") or "?"
     results["tansu_version"] = sh([tansu_bin, "--version"]).stdout.strip()
+    ticks_at_start = cpu_ticks()
     log("limits: fio and loopback")
     results["limits"] = {"fio": fio(WORK), "loopback_mb_s": loopback()}
     log(f"limits: {results['limits']}")
@@ -649,6 +668,7 @@ def main():
             results[key][name] = median_run(runs, "e2e_ms_p99")
             results[key][name + "_runs"] = [{k: x.get(k) for k in ("e2e_ms_p50", "e2e_ms_p99", "disk_fdatasync_ms_p50",
                                                                    "disk_fdatasync_ms_p99") if k in x} for x in runs]
+    results["machine"].update(steal_share(ticks_at_start, cpu_ticks()))
     with open(os.path.join(OUT_DIR, "benchmarks-results.json"), "w") as f:
         json.dump(results, f, indent=1)
     try:
