@@ -264,12 +264,6 @@ final class LogSegment {
     /// A pass every quarter of the setting, 1-8 MiB.
     static func dropBehindStep(_ dropBehind: Int) -> Int { min(8 << 20, max(1 << 20, dropBehind / 4)) }
 
-    /// One drop-behind pass: writeback starts for what was appended up to a step ago (the newest
-    /// step stays dirty, where appends and zeros may still touch its last page), and the pages
-    /// more than `dropBehind` behind the end are dropped, the step before that a second time for
-    /// pages that were still under writeback at the last pass. Tail reads stay in memory.
-    /// Advice only, on the appending thread: sync_file_range without a wait and fadvise do not
-    /// wait for the disk.
     /// Drop-behind starts over from `size` (opened, recovered or truncated): what the file
     /// held before is on disk or under writeback already, or was cut.
     private func restartDropBehind() {
@@ -279,6 +273,13 @@ final class LogSegment {
         dropBehindNext = size + dropBehindStep
     }
 
+    /// One drop-behind pass: writeback starts for what was appended up to a step ago (the newest
+    /// step stays dirty, where appends and zeros may still touch its last page), and the pages
+    /// more than `dropBehind` behind the end are dropped, the step before that a second time for
+    /// pages that were still under writeback at the last pass. Tail reads stay in memory.
+    /// Advice only, on the appending thread: neither call waits for writes to finish, though
+    /// sync_file_range waits for room in the device's queue when writeback is behind (appends
+    /// faster than the disk then slow to its pace; Benchmarks/README.md, "Drop-behind").
     private func dropBehindOf(_ log: borrowing FileHandle) {
         let writeTo = size - dropBehindStep
         let dropTo = max(0, size - dropBehind)
