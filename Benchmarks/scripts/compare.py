@@ -270,26 +270,16 @@ def e2e_max(broker, libdir):
         broker.stop()
 
 
-def disk_sync_probe(directory, seconds=2.0, size=16321):
-    """The disk's own fdatasync latency at this moment, without a broker: one new file under
-    `directory`, extended by `size`-byte writes (a 16 KiB batch), each followed by fdatasync, for
+def disk_sync_probe(directory, seconds=2.0):
+    """The disk's own fdatasync latency at this moment, without a broker: fdatasync-probe.py's
+    growing-file run (one file, 16 KiB batches appended, each followed by fdatasync) for
     `seconds`. This shared disk has slow minutes; measured right before a durable run, it tells a
     slow disk from a slow broker."""
-    path = os.path.join(directory, f"bench-sync-probe-{os.getpid()}")
-    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
-    payload, lat, offset = os.urandom(size), [], 0
-    try:
-        stop = time.monotonic() + seconds
-        while time.monotonic() < stop:
-            os.pwrite(fd, payload, offset)
-            offset += size
-            start = time.perf_counter()
-            os.fdatasync(fd)
-            lat.append(time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        os.remove(path)
-    lat.sort()
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fdatasync_probe", os.path.join(BENCH, "scripts", "fdatasync-probe.py"))
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    _, lat = probe.run(directory, "extending", 1, seconds)
 
     def pct(p):
         return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 3) if lat else None
