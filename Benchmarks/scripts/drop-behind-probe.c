@@ -10,11 +10,14 @@
  * that was not freed moments ago costs a host fault; drop-behind keeps reusing the same pages.
  *
  *   cc -O2 -o /tmp/dbp Benchmarks/scripts/drop-behind-probe.c
- *   /tmp/dbp DIR keep|drop [MIB [MB_PER_S [WINDOW_MIB]]]   (default 2048 MiB at 200 MB/s, 64 MiB)
+ *   /tmp/dbp DIR keep|drop[-fallocated] [MIB [MB_PER_S [WINDOW_MIB]]]   (default 2048 MiB at 200 MB/s, 64 MiB)
  *
- * A rate of 0 writes as fast as it can. Needs MIB of free space in DIR; the file is removed.
+ * A rate of 0 writes as fast as it can. "-fallocated" reserves the whole file's blocks first
+ * (posix_fallocate, not counted), so ext4's block allocation is out of the comparison. Needs MIB
+ * of free space in DIR; the file is removed.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +39,12 @@ static double cpu(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[2], "keep") && strcmp(argv[2], "drop"))) {
-        fprintf(stderr, "usage: %s DIR keep|drop [MIB [MB_PER_S [WINDOW_MIB]]]\n", argv[0]);
+    const char *mode = argc > 2 ? argv[2] : "";
+    int drop = !strncmp(mode, "drop", 4), fallocated = strstr(mode, "-fallocated") != NULL;
+    if ((!drop && strncmp(mode, "keep", 4)) || (strlen(mode) != 4 && !fallocated)) {
+        fprintf(stderr, "usage: %s DIR keep|drop[-fallocated] [MIB [MB_PER_S [WINDOW_MIB]]]\n", argv[0]);
         return 2;
     }
-    int drop = !strcmp(argv[2], "drop");
     long total = (argc > 3 ? atol(argv[3]) : 2048) << 20;
     double rate = (argc > 4 ? atof(argv[4]) : 200) * 1e6;
     long window = (argc > 5 ? atol(argv[5]) : 64) << 20;
@@ -50,11 +54,14 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/drop-behind-probe-%d", argv[1], (int)getpid());
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
     if (fd < 0) { perror(path); return 1; }
+    if (fallocated && (errno = posix_fallocate(fd, 0, total)) != 0) { perror("posix_fallocate"); unlink(path); return 1; }
+    if (fallocated) fsync(fd);
     char *buf = malloc((size_t)chunk);
     memset(buf, 7, (size_t)chunk);
     long written_back = 0, dropped = 0, next = step;
     double t0 = now(), mark_t = t0, mark_cpu = cpu(), slowest = 0, begin_cpu = mark_cpu;
-    printf("%s, %ld MiB at %s, window %ld MiB\n", drop ? "drop-behind" : "kept by the kernel", total >> 20,
+    printf("%s%s, %ld MiB at %s, window %ld MiB\n", drop ? "drop-behind" : "kept by the kernel",
+           fallocated ? " (fallocated)" : "", total >> 20,
            rate > 0 ? argv[4] : "full speed", window >> 20);
     for (long off = 0; off < total; off += chunk) {
         if (rate > 0) {
