@@ -242,7 +242,8 @@ public struct FileHandle: ~Copyable {
     }
 
     /// Drop-behind for an append-only file: starts writeback of `[writeFrom, writeTo)`
-    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait) and drops the clean pages
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait for the writes, only for
+    /// room in the device's queue when writeback is behind) and drops the clean pages
     /// of `[dropFrom, dropTo)` from the page cache (`POSIX_FADV_DONTNEED`, which leaves dirty
     /// pages and pages under writeback where they are). Neither reports an error: a writeback
     /// error stays recorded for the next fdatasync, and a page that was not clean yet is simply
