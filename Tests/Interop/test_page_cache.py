@@ -3,11 +3,14 @@ and nothing it dropped is lost to a consumer."""
 import ctypes
 import mmap
 import os
+import subprocess
 
 import pytest
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+
+from conftest import BINARY
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
@@ -49,6 +52,12 @@ def test_drop_behind_keeps_only_the_tail_cached_and_loses_nothing(make_sluice):
         for f in a.create_topics([NewTopic("tiny", 1, 1, config={"sluice.cache.drop.behind.bytes": str(MIB)})]).values():
             f.result(15)
     assert e.value.args[0].name() == "INVALID_CONFIG"
+    too_small = ConfigResource(ConfigResource.Type.TOPIC, "cached", incremental_configs=[
+        ConfigEntry("sluice.cache.drop.behind.bytes", str(MIB), incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        for f in a.incremental_alter_configs([too_small]).values():
+            f.result(15)
+    assert e.value.args[0].name() == "INVALID_CONFIG"
     described = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "dropped")])
     config = list(described.values())[0].result(15)
     assert config["sluice.cache.drop.behind.bytes"].value == "4194304"
@@ -83,3 +92,13 @@ def test_drop_behind_keeps_only_the_tail_cached_and_loses_nothing(make_sluice):
                 got.append(m.value())
         c.close()
         assert got == values, f"{topic}: records read back differ"
+
+
+def test_a_broker_default_below_the_minimum_is_refused_at_start(tmp_path):
+    """sluice.cache.drop.behind.bytes as a broker default is checked like the topic config: the
+    server does not start, and says which property and why."""
+    r = subprocess.run([BINARY, "server", "--override", f"log.dirs={tmp_path}", "--override",
+                        "listeners=PLAINTEXT://127.0.0.1:0", "--override", "sluice.cache.drop.behind.bytes=1048576"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "sluice.cache.drop.behind.bytes" in r.stderr and "4194304" in r.stderr, r.stderr[-500:]
