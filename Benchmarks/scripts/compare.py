@@ -263,9 +263,8 @@ def e2e_max(broker, libdir):
     client defaults and no rate limit: the load the "50 % of the end-to-end maximum" row halves."""
     broker.start()
     try:
-        r = kperf("e2e", broker.bootstrap, ["-t", "e2emax", "-n", str(n(1_000_000)), "-s", "1024", "--rate", "0",
-                                            "--partitions", "3"], libdir)
-        return r
+        return kperf("e2e", broker.bootstrap, ["-t", "e2emax", "-n", str(n(1_000_000)), "-s", "1024", "--rate", "0",
+                                               "--partitions", "3"], libdir)
     finally:
         broker.stop()
 

@@ -7,9 +7,10 @@ Usage: Benchmarks/scripts/e2e-ab.py [ROUNDS [RATE [OVERRIDES_A OVERRIDES_B]]]
   default: 4 rounds at 10,000 records/s of "sluice.durability=ack sluice.preallocate.step.bytes=0"
   against "sluice.durability=ack"; a side may hold several overrides separated by spaces.
   E2E_LINGER_MS (default 0) is the producer's linger.ms. E2E_PAUSE_S (default 0) idles that
-  many seconds before each run: on a VM that hands freed memory back to its host, 20 s lets the
-  previous run's page cache go back, so every run grows into memory as a broker that keeps its
-  data does (without a pause a run recycles the pages the previous run's deleted data freed).
+  many seconds before each run, so that a run does not start right after the previous run's
+  data (and its page cache) was deleted: on a VM that hands freed memory back to its host a few
+  seconds after it is freed, back-to-back runs can reuse that memory and paused ones cannot
+  (Benchmarks/README.md, "Why the first run is slow").
   Needs `make release`.
   E2E_BASE_BINARY=PATH runs side A on that binary (e.g. a build of an earlier commit) and side B
   on this checkout's, so two builds compare with the same or different overrides.
