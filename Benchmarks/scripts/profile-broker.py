@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Where a fresh release broker's CPU goes during one kperf run: `perf record -g` on the broker
+process while kperf runs, then the share of samples per binary (kernel, sluice, Swift runtime,
+libc) and the top symbols.
+
+Usage: Benchmarks/scripts/profile-broker.py [produce|e2e] [RATE] [OVERRIDE ...]
+  produce (default): 1M x 1 KiB acks=all, linger.ms=5, as `make bench`'s 1 KiB acks=all row.
+  e2e: 1 KiB acks=all at RATE records/s (default 311000) for 10 s, linger.ms=0.
+  PROFILE_DELAY_S (default 0.3 for produce, 3 for e2e) and PROFILE_SECONDS (default 4 and 5)
+  place the sampled window. Needs `make release` and perf (apt-get install linux-perf).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as C  # noqa: E402
+
+
+def main():
+    args = sys.argv[1:]
+    mode = args.pop(0) if args and args[0] in ("produce", "e2e") else "produce"
+    rate = int(args.pop(0)) if args and args[0].isdigit() else 311_000
+    if not shutil.which("perf"):
+        sys.exit("profile-broker: perf is not installed (apt-get install linux-perf)")
+    broker, libdir = C.release_broker("profile")
+    delay = float(os.environ.get("PROFILE_DELAY_S", "0.3" if mode == "produce" else "3"))
+    seconds = float(os.environ.get("PROFILE_SECONDS", "4" if mode == "produce" else "5"))
+    data = f"/tmp/sluice-profile-{os.getpid()}.data"
+    broker.start(args)
+    try:
+        C.kperf("produce", broker.bootstrap, ["-t", "p", "-n", "1000", "-s", "1024", "--partitions", "3", "--acks", "1"], libdir)
+        if mode == "produce":
+            kargs = ["-t", "p", "-n", "1000000", "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576",
+                     "--partitions", "3", "--acks", "all"]
+        else:
+            kargs = ["-t", "e", "-n", str(rate * 10), "-s", "1024", "--rate", str(rate), "--partitions", "3",
+                     "--linger-ms", "0"]
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+        cpu = broker.cpu_seconds()
+        client = subprocess.Popen([C.KPERF, mode, "-b", broker.bootstrap] + kargs, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, env=env)
+        time.sleep(delay)  # not a synchronisation: where in the run the sampled window starts
+        subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(broker.proc.pid), "-o", data, "--",
+                        "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out, _ = client.communicate(timeout=300)
+        cpu = broker.cpu_seconds() - cpu
+    finally:
+        broker.stop()
+    line = [x for x in out.splitlines() if x.startswith("{")]
+    print("kperf:", line[-1][:300] if line else "(no result)")
+    gb = (1_000_000 if mode == "produce" else rate * 10) * 1024 / 1e9
+    print(f"broker CPU over the run: {cpu:.2f} s, {cpu / gb:.3f} CPU-s/GB")
+    try:
+        for sort, top in (("dso", 6), ("sym", 15)):
+            r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio", "-g", "none"],
+                               capture_output=True, text=True)
+            rows = [x for x in r.stdout.splitlines() if x.strip() and not x.startswith("#")]
+            print(f"\nbroker samples by {sort}:")
+            print("\n".join(rows[:top]))
+    finally:
+        os.remove(data)
+
+
+if __name__ == "__main__":
+    main()
