@@ -9,6 +9,7 @@ Usage: Benchmarks/scripts/profile-broker.py [produce|e2e] [RATE] [OVERRIDE ...]
   PROFILE_DELAY_S (default 0.3 for produce, 3 for e2e) and PROFILE_SECONDS (default 4 and 5)
   place the sampled window. Needs `make release` and perf (apt-get install linux-perf).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -29,31 +30,42 @@ def main():
     delay = float(os.environ.get("PROFILE_DELAY_S", "0.3" if mode == "produce" else "3"))
     seconds = float(os.environ.get("PROFILE_SECONDS", "4" if mode == "produce" else "5"))
     data = f"/tmp/sluice-profile-{os.getpid()}.data"
+    topic = "p" if mode == "produce" else "e"
+    if mode == "produce":
+        kargs = ["-n", "1000000", "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3",
+                 "--acks", "all"]
+    else:
+        kargs = ["-n", str(rate * 10), "-s", "1024", "--rate", str(rate), "--partitions", "3", "--linger-ms", "0"]
     broker.start(args)
+    client = None
     try:
-        C.kperf("produce", broker.bootstrap, ["-t", "p", "-n", "1000", "-s", "1024", "--partitions", "3", "--acks", "1"], libdir)
-        if mode == "produce":
-            kargs = ["-t", "p", "-n", "1000000", "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576",
-                     "--partitions", "3", "--acks", "all"]
-        else:
-            kargs = ["-t", "e", "-n", str(rate * 10), "-s", "1024", "--rate", str(rate), "--partitions", "3",
-                     "--linger-ms", "0"]
-        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+        # The topic's creation and the first connections stay outside the measured run.
+        C.kperf("produce", broker.bootstrap, ["-t", topic, "-n", "1000", "-s", "1024", "--partitions", "3", "--acks", "1"],
+                libdir)
         cpu = broker.cpu_seconds()
-        client = subprocess.Popen([C.KPERF, mode, "-b", broker.bootstrap] + kargs, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, env=env)
+        client = subprocess.Popen([C.KPERF, mode, "-b", broker.bootstrap, "-t", topic] + kargs, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
         time.sleep(delay)  # not a synchronisation: where in the run the sampled window starts
-        subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(broker.proc.pid), "-o", data, "--",
-                        "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        rec = subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(broker.proc.pid), "-o", data, "--",
+                              "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if rec.returncode != 0:
+            if os.path.exists(data):
+                os.remove(data)
+            sys.exit(f"profile-broker: perf record failed ({rec.stderr.strip()[-300:]}); "
+                     "see /proc/sys/kernel/perf_event_paranoid")
         out, _ = client.communicate(timeout=300)
         cpu = broker.cpu_seconds() - cpu
     finally:
+        if client and client.poll() is None:
+            client.kill()
+            client.wait()
         broker.stop()
-    line = [x for x in out.splitlines() if x.startswith("{")]
-    print("kperf:", line[-1][:300] if line else "(no result)")
-    gb = (1_000_000 if mode == "produce" else rate * 10) * 1024 / 1e9
-    print(f"broker CPU over the run: {cpu:.2f} s, {cpu / gb:.3f} CPU-s/GB")
     try:
+        lines = [x for x in out.splitlines() if x.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {}
+        print("kperf:", lines[-1][:300] if lines else f"(no result; exit status {client.returncode})")
+        if result.get("bytes"):  # what kperf moved, which a failed or cut-short run makes less than asked for
+            print(f"broker CPU over the run: {cpu:.2f} s, {cpu / (result['bytes'] / 1e9):.3f} CPU-s/GB")
         for sort, top in (("dso", 6), ("sym", 15)):
             r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio", "-g", "none"],
                                capture_output=True, text=True)
