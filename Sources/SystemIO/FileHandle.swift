@@ -254,6 +254,23 @@ public struct FileHandle: ~Copyable {
         if dropTo > dropFrom { _ = posix_fadvise(descriptor, off_t(dropFrom), off_t(dropTo - dropFrom), POSIX_FADV_DONTNEED) }
     }
 
+    /// Starts reading `[from, from + count)` into the page cache (`POSIX_FADV_WILLNEED`): the
+    /// reads are queued and not waited for, so a later read of the range finds it there or in
+    /// flight. Advice only: failures are ignored. Does nothing under a simulated disk.
+    public func willNeed(from: Int64, count: Int64) {
+        guard count > 0, FileObservers.observer(for: descriptor) == nil else { return }
+        _ = posix_fadvise(descriptor, off_t(from), off_t(count), POSIX_FADV_WILLNEED)
+    }
+
+    /// Drops the clean pages of `[from, from + count)` from the page cache
+    /// (`POSIX_FADV_DONTNEED`; dirty pages, pages under writeback and pages still referenced,
+    /// e.g. by a socket buffer sendfile filled, stay). Advice only. Does nothing under a
+    /// simulated disk.
+    public func dropClean(from: Int64, count: Int64) {
+        guard count > 0, FileObservers.observer(for: descriptor) == nil else { return }
+        _ = posix_fadvise(descriptor, off_t(from), off_t(count), POSIX_FADV_DONTNEED)
+    }
+
     /// Drops the file's clean pages from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`),
     /// so that the next reads come from the disk. Dirty pages stay (and are scheduled for
     /// writeback). Advice only: failures are ignored.

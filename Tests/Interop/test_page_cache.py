@@ -102,3 +102,41 @@ def test_a_broker_default_below_the_minimum_is_refused_at_start(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "sluice.cache.drop.behind.bytes" in r.stderr and "4194304" in r.stderr, r.stderr[-500:]
+
+
+def test_a_catch_up_on_dropped_data_reads_every_record_and_drops_what_it_read(make_sluice):
+    """A consumer that starts from the beginning of a log whose older part drop-behind has
+    dropped (4 MiB kept) reads it from the disk and gets every record, in order; the pages the
+    broker read for it are dropped again once the consumer has moved 8 MiB past them. After
+    reading 48 MiB, only the last stretch of the file is cached, where a broker that left its
+    reads in the page cache would hold all of it."""
+    s = make_sluice(["sluice.cache.drop.behind.bytes=4194304"]).start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    for f in a.create_topics([NewTopic("backlog", 1, 1)]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
+    values = [b"%06d-" % i + os.urandom(1000) for i in range(48_000)]  # about 48 MiB
+    for v in values:
+        p.produce("backlog", value=v, partition=0)
+        p.poll(0)
+    assert p.flush(60) == 0
+    path = os.path.join(s.log_dir, "backlog-0", "0" * 20 + ".log")
+    before = resident_pages(path)
+    assert len(before) * PAGE > 45 * MIB
+    assert sum(before) * PAGE <= 12 * MIB, f"{sum(before) * PAGE / MIB:.1f} MiB cached before the catch-up"
+
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "catch-up", "enable.auto.commit": False})
+    c.assign([TopicPartition("backlog", 0, 0)])
+    got = []
+    while len(got) < len(values):
+        msgs = c.consume(1000, timeout=20)
+        assert msgs, f"no records after {len(got)}"
+        for m in msgs:
+            assert m.error() is None, m.error()
+            got.append(m.value())
+    c.close()
+    assert got == values, "records read back differ"
+    after = resident_pages(path)
+    # Without the drops behind the reader every page read would stay: about 48 MiB.
+    assert sum(after) * PAGE <= 28 * MIB, f"{sum(after) * PAGE / MIB:.1f} MiB of {len(after) * PAGE / MIB:.1f} cached after the catch-up"
+    assert sum(after[:len(after) // 2]) * PAGE <= 2 * MIB, "the first half of the file is cached again"
