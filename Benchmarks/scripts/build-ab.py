@@ -8,7 +8,13 @@ the means.
     make release
     Benchmarks/scripts/build-ab.py /tmp/base/.build/release/sluice 4 sluice.io.mode=direct
 
-Usage: Benchmarks/scripts/build-ab.py BASE_BINARY [ROUNDS [OVERRIDE ...]]
+With AB_WORKLOAD=catchup each run produces a backlog of 40,000 x 16 KiB (655 MB, acks=1, three
+partitions) and then times one consumer reading it from the start; the figures are the consume
+rate and the broker's CPU over the consume. With drop-behind on, most of the backlog is read
+from the disk:
+    Benchmarks/scripts/build-ab.py /tmp/base/.build/release/sluice 3 sluice.cache.drop.behind.bytes=67108864
+
+Usage: [AB_WORKLOAD=catchup] Benchmarks/scripts/build-ab.py BASE_BINARY [ROUNDS [OVERRIDE ...]]
 (the overrides go to both brokers; the second binary is this checkout's .build/release/sluice)
 """
 import os
@@ -20,6 +26,26 @@ import compare as C  # noqa: E402
 
 WORKLOAD = ["-n", "1000000", "-s", "1024", "--acks", "all", "--linger-ms", "5", "--batch-bytes", "1048576",
             "--partitions", "3"]
+CATCHUP_RECORDS = 40_000
+CATCHUP = ["-n", str(CATCHUP_RECORDS), "-s", "16384", "--acks", "1", "--linger-ms", "5", "--batch-bytes", "1048576",
+           "--partitions", "3"]
+
+
+def measured_run(broker, libdir, catchup):
+    """One counted run on a started broker: (MB/s, broker CPU-s/GB) of the produce, or of the
+    consume that follows a catch-up backlog."""
+    if catchup:
+        C.kperf("produce", broker.bootstrap, ["-t", "ab"] + CATCHUP, libdir)
+        before = broker.cpu_seconds()
+        out = C.kperf("consume", broker.bootstrap, ["-t", "ab", "-n", str(CATCHUP_RECORDS)], libdir)
+    else:
+        C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
+        before = broker.cpu_seconds()
+        out = C.kperf("produce", broker.bootstrap, ["-t", "ab"] + WORKLOAD, libdir)
+    cpu = broker.cpu_seconds() - before
+    if not out.get("bytes"):
+        sys.exit(f"build-ab: the kperf run failed: {out}")
+    return out["mb_per_s"], cpu / (out["bytes"] / 1e9)
 
 
 def main():
@@ -31,6 +57,9 @@ def main():
             sys.exit(f"build-ab: no binary at {path} ({name})")
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     overrides = sys.argv[3:]
+    catchup = os.environ.get("AB_WORKLOAD") == "catchup"
+    if os.environ.get("AB_WORKLOAD") not in (None, "", "catchup"):
+        sys.exit("build-ab: AB_WORKLOAD is either unset or catchup")
     C.ensure_kperf()
     libdir = C.librdkafka_dir()
     results = {"base": [], "this": []}
@@ -41,17 +70,14 @@ def main():
             broker = C.sluice(binaries[name], os.path.join("/var/tmp", f"sluice-build-ab-{os.getpid()}"))
             broker.start(overrides)
             try:
-                C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
-                before = broker.cpu_seconds()
-                out = C.kperf("produce", broker.bootstrap, ["-t", "ab"] + WORKLOAD, libdir)
-                cpu = broker.cpu_seconds() - before
+                run = measured_run(broker, libdir, catchup)
             finally:
                 broker.stop()
-            run = (out["mb_per_s"], cpu / (out["bytes"] / 1e9))
             if r >= 0:
                 results[name].append(run)
             label = name if r >= 0 else "warm-up, not counted:"
-            print(f"{label:5} {' '.join(overrides) or '(defaults)'}  {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB", flush=True)
+            what = "consume" if catchup else "produce"
+            print(f"{label:5} {' '.join(overrides) or '(defaults)'}  {what} {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB", flush=True)
     for name, runs in results.items():
         print(f"{name:5} mean {statistics.mean(x[0] for x in runs):.0f} MB/s, {statistics.mean(x[1] for x in runs):.3f} CPU-s/GB "
               f"({binaries[name]})", flush=True)

@@ -308,10 +308,10 @@ final class LogSegment {
     /// offset index puts the offset to `droppedReadAheadBytes` past the fetch, each part once
     /// while the reads move forward (`POSIX_FADV_WILLNEED` queues the reads and does not wait
     /// for them). The pages the reader has passed, more than that distance back, are dropped
-    /// again, as drop-behind promises: the catch-up then reuses the pages it filled instead of
-    /// growing the page cache, which on a VM that returns freed memory to its host costs several
-    /// times the copy. A 16 KiB catch-up of 655 MB, most of it dropped, went from 0.6-0.8 GB/s to
-    /// 1.4-1.9 (Benchmarks/README.md, "Drop-behind"); the drops did most of that.
+    /// again, so that the log's share of the page cache stays what the setting says. A 16 KiB
+    /// catch-up of 655 MB, most of it dropped, went from 0.6-1.7 GB/s to 1.5-1.8, at more
+    /// broker CPU per GB (Benchmarks/README.md, "Drop-behind"); the read-ahead did that, the
+    /// drops made no difference to it that we could measure.
     private func readAheadOfDropped(_ offset: Int64, _ maxBytes: Int) throws(StorageError) {
         let dropped = droppedThrough
         let f = try files()
