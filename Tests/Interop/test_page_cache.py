@@ -38,6 +38,23 @@ def resident_pages(path):
         os.close(fd)
 
 
+def read_from_start(s, topic, count):
+    """The first `count` values of partition 0 of `topic`, read by a consumer assigned at offset 0."""
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "pc-" + topic, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    try:
+        while len(got) < count:
+            msgs = c.consume(1000, timeout=20)
+            assert msgs, f"{topic}: no records after {len(got)}"
+            for m in msgs:
+                assert m.error() is None, m.error()
+                got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
 def test_drop_behind_keeps_only_the_tail_cached_and_loses_nothing(make_sluice):
     """A broker started with sluice.cache.drop.behind.bytes=4 MiB writes back and drops from
     the page cache what lies more than 4 MiB behind a log's end; a topic that sets it to 0 keeps
@@ -81,17 +98,7 @@ def test_drop_behind_keeps_only_the_tail_cached_and_loses_nothing(make_sluice):
     assert sum(cached) >= 0.9 * len(cached), f"only {sum(cached)} of {len(cached)} pages cached without drop-behind"
 
     for topic in ("dropped", "cached"):
-        c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "pc-" + topic, "enable.auto.commit": False})
-        c.assign([TopicPartition(topic, 0, 0)])
-        got = []
-        while len(got) < len(values):
-            msgs = c.consume(1000, timeout=20)
-            assert msgs, f"{topic}: no records after {len(got)}"
-            for m in msgs:
-                assert m.error() is None, m.error()
-                got.append(m.value())
-        c.close()
-        assert got == values, f"{topic}: records read back differ"
+        assert read_from_start(s, topic, len(values)) == values, f"{topic}: records read back differ"
 
 
 def test_a_broker_default_below_the_minimum_is_refused_at_start(tmp_path):
@@ -125,17 +132,7 @@ def test_a_catch_up_on_dropped_data_reads_every_record_and_drops_what_it_read(ma
     assert len(before) * PAGE > 45 * MIB
     assert sum(before) * PAGE <= 12 * MIB, f"{sum(before) * PAGE / MIB:.1f} MiB cached before the catch-up"
 
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "catch-up", "enable.auto.commit": False})
-    c.assign([TopicPartition("backlog", 0, 0)])
-    got = []
-    while len(got) < len(values):
-        msgs = c.consume(1000, timeout=20)
-        assert msgs, f"no records after {len(got)}"
-        for m in msgs:
-            assert m.error() is None, m.error()
-            got.append(m.value())
-    c.close()
-    assert got == values, "records read back differ"
+    assert read_from_start(s, "backlog", len(values)) == values, "records read back differ"
     after = resident_pages(path)
     # Without the drops behind the reader every page read would stay: about 48 MiB.
     assert sum(after) * PAGE <= 28 * MIB, f"{sum(after) * PAGE / MIB:.1f} MiB of {len(after) * PAGE / MIB:.1f} cached after the catch-up"
