@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 int sluice_o_direct(void) { return O_DIRECT; }
 int sluice_falloc_keep_size(void) { return FALLOC_FL_KEEP_SIZE; }
@@ -18,6 +19,14 @@ int sluice_fallocate(int fd, int mode, int64_t offset, int64_t length) {
 
 int sluice_sync_file_range_write(int fd, int64_t offset, int64_t length) {
     return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : -errno;
+}
+
+int sluice_page_cached(int fd, int64_t offset) {
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    ssize_t r = preadv2(fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+    if (r >= 0) return 1;
+    return errno == EAGAIN ? 0 : -errno;
 }
 
 int64_t sluice_splice(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t length,

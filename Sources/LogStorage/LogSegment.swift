@@ -101,10 +101,13 @@ final class LogSegment {
     private var writebackStarted = 0
     private var droppedThrough = 0
     private var dropBehindNext = Int.max
-    /// Reads of what drop-behind dropped (`readAheadOfDropped`): where the range requested ahead
-    /// of the last one ends, and up to where the pages such reads brought in were dropped again.
+    /// Reads from the disk (`readAheadFromDisk`): where the stretch requested ahead of the last
+    /// one ends, and up to where drop-behind dropped the pages such reads brought in again.
     private var readAheadEnd = 0
     private var readDroppedThrough = 0
+    /// Under direct I/O reads of data that is not cached are left to the kernel's read-ahead,
+    /// which did better there (`readAheadFromDisk`).
+    private let readsAheadOfKernel: Bool
     /// Whether the last `recover` cut nothing but zeros (zeros ahead, or direct I/O's padding).
     private(set) var truncatedOnlyZeros = false
 
@@ -127,6 +130,7 @@ final class LogSegment {
         zeroAhead = config.durability == .ack && config.ioMode == .buffered && config.bufferedSubmit == .inline ? config.zeroAheadBytes : 0
         dropBehind = config.ioMode == .buffered && config.bufferedSubmit == .inline ? config.dropBehindBytes : 0
         dropBehindStep = Self.dropBehindStep(dropBehind)
+        readsAheadOfKernel = config.ioMode == .buffered
         do {
             size = Int(try files.log.size())
             reservedEnd = size
@@ -296,37 +300,44 @@ final class LogSegment {
         StorageStatistics.countDropBehindPass()
     }
 
-    // MARK: - reads of dropped pages
+    // MARK: - reads from the disk
 
-    /// How far past a read of dropped pages the next ones are requested, and how far behind it
-    /// the pages it brought in are dropped again.
-    static let droppedReadAheadBytes = 8 << 20
+    /// How far past a read from the disk the next bytes are requested, and (under drop-behind)
+    /// how far behind it the pages it brought in are dropped again.
+    static let diskReadAheadBytes = 8 << 20
 
-    /// A fetch below `droppedThrough` (a consumer catching up on older data) reads the disk. The
-    /// kernel's read-ahead follows one reader of an open file, and a fetch mixes header reads in
-    /// one place with sendfile from another, so the range is requested up front: from where the
-    /// offset index puts the offset to `droppedReadAheadBytes` past the fetch, each part once
-    /// while the reads move forward (`POSIX_FADV_WILLNEED` queues the reads and does not wait
-    /// for them). The pages the reader has passed, more than that distance back, are dropped
-    /// again, so that the log's share of the page cache stays what the setting says. A 16 KiB
-    /// catch-up of 655 MB, most of it dropped, went from 0.6-1.7 GB/s to 1.5-1.8, at more
-    /// broker CPU per GB (Benchmarks/README.md, "Drop-behind"); the read-ahead did that, the
-    /// drops made no difference to it that we could measure.
-    private func readAheadOfDropped(_ offset: Int64, _ maxBytes: Int) throws(StorageError) {
-        let dropped = droppedThrough
+    /// A fetch of data that is not in the page cache reads the disk: below what drop-behind
+    /// dropped, or anywhere the kernel no longer holds (after a restart, or evicted). The kernel's
+    /// read-ahead follows one reader of an open file, and a fetch mixes header reads in one
+    /// place with sendfile from another, so the range is requested up front: from where the
+    /// offset index puts the offset to `diskReadAheadBytes` past the fetch, in stretches of a
+    /// quarter of that at least while the reader moves forward (`POSIX_FADV_WILLNEED` queues
+    /// the reads and does not wait for them). Outside what drop-behind dropped, a stretch is
+    /// requested only when its first or last page is not cached (a one-byte `RWF_NOWAIT` probe
+    /// each), and a reader within that distance of the end (a tail reader, whose data was just
+    /// written) is left alone, as are segments opened under direct I/O, where the kernel's own
+    /// read-ahead did better. Under drop-behind the pages the reader has passed, more than the
+    /// distance back, are dropped again, so that the log's share of the page cache stays what
+    /// the setting says. Benchmarks/README.md, "Catching up from the disk", has the figures.
+    private func readAheadFromDisk(_ offset: Int64, _ maxBytes: Int) throws(StorageError) {
         let f = try files()
         let start = f.offsetIndex.lookup(offset).position
-        guard start < dropped else { return }
-        let ahead = Self.droppedReadAheadBytes
-        let end = min(dropped, start + max(maxBytes, 0) + ahead)
-        // A reader moving forward continues where the last request ended, in steps of a quarter
-        // of the distance at least; one elsewhere in the file starts at its own position.
+        let ahead = Self.diskReadAheadBytes
+        let dropped = dropBehind > 0 && start < droppedThrough
+        let limit = dropped ? droppedThrough : readableSize
+        guard dropped || (readsAheadOfKernel && limit - start > ahead) else { return }
+        let end = min(limit, start + max(maxBytes, 0) + ahead)
+        // A reader moving forward continues where the last stretch ended; one elsewhere in the
+        // file starts at its own position.
         let continuing = start <= readAheadEnd && start + ahead >= readAheadEnd
         let from = continuing ? readAheadEnd : start
         if end >= from + ahead / 4 || (!continuing && end > from) {
-            f.log.willNeed(from: Int64(from), count: Int64(end - from))
+            if dropped || f.log.isCached(at: Int64(from)) == false || f.log.isCached(at: Int64(end - 1)) == false {
+                f.log.willNeed(from: Int64(from), count: Int64(end - from))
+            }
             readAheadEnd = end
         }
+        guard dropped else { return }
         // Behind the reader: what it passed since the last drop, in steps of a quarter of the
         // distance at least, or for a reader elsewhere in the file the span just behind it.
         let window = 2 * ahead
@@ -415,7 +426,7 @@ final class LogSegment {
     /// Whole batches from the one holding `offset`, up to `maxBytes` (at least one batch), stopping
     /// before any batch at or beyond `upperBound`. Returns (position, length) in the `.log`.
     func slice(from offset: Int64, maxBytes: Int, upperBound: Int64) throws(StorageError) -> (position: Int, length: Int)? {
-        if dropBehind > 0 { try readAheadOfDropped(offset, maxBytes) }
+        try readAheadFromDisk(offset, maxBytes)
         guard let (start, first) = try position(of: offset), first.baseOffset < upperBound else { return nil }
         var length = first.bytes
         var position = start + first.bytes

@@ -262,6 +262,15 @@ public struct FileHandle: ~Copyable {
         _ = posix_fadvise(descriptor, off_t(from), off_t(count), POSIX_FADV_WILLNEED)
     }
 
+    /// Whether the page holding byte `offset` is in the page cache now, without reading it in
+    /// (a one-byte `preadv2` with `RWF_NOWAIT`). nil when the file system cannot tell, and under
+    /// a simulated disk.
+    public func isCached(at offset: Int64) -> Bool? {
+        guard FileObservers.observer(for: descriptor) == nil else { return nil }
+        let r = sluice_page_cached(descriptor, offset)
+        return r < 0 ? nil : r == 1
+    }
+
     /// Drops the clean pages of `[from, from + count)` from the page cache
     /// (`POSIX_FADV_DONTNEED`; dirty pages, pages under writeback and pages still referenced,
     /// e.g. by a socket buffer sendfile filled, stay). Advice only. Does nothing under a

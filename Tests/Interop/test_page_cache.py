@@ -137,3 +137,30 @@ def test_a_catch_up_on_dropped_data_reads_every_record_and_drops_what_it_read(ma
     # Without the drops behind the reader every page read would stay: about 48 MiB.
     assert sum(after) * PAGE <= 28 * MIB, f"{sum(after) * PAGE / MIB:.1f} MiB of {len(after) * PAGE / MIB:.1f} cached after the catch-up"
     assert sum(after[:len(after) // 2]) * PAGE <= 2 * MIB, "the first half of the file is cached again"
+
+
+def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_sluice):
+    """The read-ahead of uncached data (the segment's pages dropped while the broker was down,
+    as after a reboot): a consumer from offset 0 of a 40 MiB log, far more than 8 MiB behind its
+    end, gets every record in order, and the whole file is in the page cache afterwards (the
+    default keeps what it read; only drop-behind drops it again)."""
+    s = make_sluice().start()
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
+    values = [b"%06d-" % i + os.urandom(1000) for i in range(40_000)]  # about 40 MiB
+    for v in values:
+        p.produce("cold", value=v, partition=0)
+        p.poll(0)
+    assert p.flush(60) == 0
+    s.stop()
+    path = os.path.join(s.log_dir, "cold-0", "0" * 20 + ".log")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert sum(resident_pages(path)) * PAGE <= MIB, "the log's pages were not dropped"
+    s.start()
+    assert read_from_start(s, "cold", len(values)) == values, "records read back differ"
+    cached = resident_pages(path)
+    assert sum(cached) >= 0.9 * len(cached), f"only {sum(cached)} of {len(cached)} pages cached after reading"

@@ -24,6 +24,10 @@ int sluice_fallocate(int fd, int mode, int64_t offset, int64_t length);
 /// FALLOC_FL_KEEP_SIZE / FALLOC_FL_PUNCH_HOLE.
 int sluice_falloc_keep_size(void);
 int sluice_falloc_punch_hole(void);
+/// Whether the page holding `offset` is in the page cache: a one-byte preadv2(2) with RWF_NOWAIT,
+/// which does not start or wait for a read. 1 cached (or at or past the end of the file), 0 not
+/// (or still being read in), -errno when the probe itself fails (e.g. EOPNOTSUPP).
+int sluice_page_cached(int fd, int64_t offset);
 /// splice(2) between a pipe and a file or socket; returns bytes moved or -errno.
 int64_t sluice_splice(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t length,
                       unsigned int flags);
