@@ -14,7 +14,12 @@ rate and the broker's CPU over the consume. With drop-behind on, most of the bac
 from the disk:
     Benchmarks/scripts/build-ab.py /tmp/base/.build/release/sluice 3 sluice.cache.drop.behind.bytes=67108864
 
-Usage: [AB_WORKLOAD=catchup] Benchmarks/scripts/build-ab.py BASE_BINARY [ROUNDS [OVERRIDE ...]]
+AB_WORKLOAD=cold does the same with a restart between the two steps and the segment files'
+pages dropped from the page cache while the broker is down (as after a reboot), so the whole
+backlog is read from the disk with the default settings:
+    AB_WORKLOAD=cold Benchmarks/scripts/build-ab.py /tmp/base/.build/release/sluice 4
+
+Usage: [AB_WORKLOAD=catchup|cold] Benchmarks/scripts/build-ab.py BASE_BINARY [ROUNDS [OVERRIDE ...]]
 (the overrides go to both brokers; the second binary is this checkout's .build/release/sluice)
 """
 import os
@@ -31,11 +36,29 @@ CATCHUP = ["-n", str(CATCHUP_RECORDS), "-s", "16384", "--acks", "1", "--linger-m
            "--partitions", "3"]
 
 
-def measured_run(broker, libdir, catchup):
+def drop_cached_logs(directory):
+    """fsyncs every segment file under `directory` and drops its pages from the page cache."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            if name.endswith(".log"):
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
+def measured_run(broker, libdir, workload, overrides):
     """One counted run on a started broker: (MB/s, broker CPU-s/GB) of the produce, or of the
-    consume that follows a catch-up backlog."""
-    if catchup:
+    consume that follows a catch-up backlog (after a restart with the logs uncached, for
+    `cold`)."""
+    if workload in ("catchup", "cold"):
         C.kperf("produce", broker.bootstrap, ["-t", "ab"] + CATCHUP, libdir)
+        if workload == "cold":
+            broker.stop(keep=True)
+            drop_cached_logs(broker.data_dir)
+            broker.start(overrides, fresh=False)
         before = broker.cpu_seconds()
         out = C.kperf("consume", broker.bootstrap, ["-t", "ab", "-n", str(CATCHUP_RECORDS)], libdir)
     else:
@@ -57,9 +80,9 @@ def main():
             sys.exit(f"build-ab: no binary at {path} ({name})")
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     overrides = sys.argv[3:]
-    catchup = os.environ.get("AB_WORKLOAD") == "catchup"
-    if os.environ.get("AB_WORKLOAD") not in (None, "", "catchup"):
-        sys.exit("build-ab: AB_WORKLOAD is either unset or catchup")
+    workload = os.environ.get("AB_WORKLOAD") or "produce"
+    if workload not in ("produce", "catchup", "cold"):
+        sys.exit("build-ab: AB_WORKLOAD is unset, catchup or cold")
     C.ensure_kperf()
     libdir = C.librdkafka_dir()
     results = {"base": [], "this": []}
@@ -70,13 +93,13 @@ def main():
             broker = C.sluice(binaries[name], os.path.join("/var/tmp", f"sluice-build-ab-{os.getpid()}"))
             broker.start(overrides)
             try:
-                run = measured_run(broker, libdir, catchup)
+                run = measured_run(broker, libdir, workload, overrides)
             finally:
                 broker.stop()
             if r >= 0:
                 results[name].append(run)
             label = name if r >= 0 else "warm-up, not counted:"
-            what = "consume" if catchup else "produce"
+            what = "produce" if workload == "produce" else "consume"
             print(f"{label:5} {' '.join(overrides) or '(defaults)'}  {what} {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB", flush=True)
     for name, runs in results.items():
         print(f"{name:5} mean {statistics.mean(x[0] for x in runs):.0f} MB/s, {statistics.mean(x[1] for x in runs):.3f} CPU-s/GB "

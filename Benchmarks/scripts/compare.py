@@ -102,12 +102,15 @@ class Broker:
         self.data_dir = data_dir
         self.proc = None
 
-    def start(self, extra=()):
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+    def start(self, extra=(), fresh=True):
+        """Starts the broker on an empty data directory, or with `fresh=False` on what the last
+        `stop(keep=True)` left there."""
+        if fresh:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         # Earlier workloads' dirty pages would otherwise be written back during this one, and on
         # two cores the flusher's CPU comes out of the brokers' and the client's share.
         os.sync()
-        os.makedirs(self.data_dir)
+        os.makedirs(self.data_dir, exist_ok=not fresh)
         self.port = free_port()
         self.proc = subprocess.Popen(self.argv_for(self.port, self.data_dir, list(extra)), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -129,7 +132,7 @@ class Broker:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
-    def stop(self):
+    def stop(self, keep=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -137,7 +140,8 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def sluice(binary, data):
