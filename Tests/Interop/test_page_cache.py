@@ -38,6 +38,18 @@ def resident_pages(path):
         os.close(fd)
 
 
+def produce_values(s, topic, count):
+    """`count` values of about 1 KiB (numbered, then random) produced to partition 0 of `topic`
+    with acks=all; returns them once all are acknowledged."""
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
+    values = [b"%06d-" % i + os.urandom(1000) for i in range(count)]
+    for v in values:
+        p.produce(topic, value=v, partition=0)
+        p.poll(0)
+    assert p.flush(60) == 0
+    return values
+
+
 def read_from_start(s, topic, count):
     """The first `count` values of partition 0 of `topic`, read by a consumer assigned at offset 0."""
     c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "pc-" + topic, "enable.auto.commit": False})
@@ -121,12 +133,7 @@ def test_a_catch_up_on_dropped_data_reads_every_record_and_drops_what_it_read(ma
     a = AdminClient({"bootstrap.servers": s.bootstrap})
     for f in a.create_topics([NewTopic("backlog", 1, 1)]).values():
         f.result(15)
-    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
-    values = [b"%06d-" % i + os.urandom(1000) for i in range(48_000)]  # about 48 MiB
-    for v in values:
-        p.produce("backlog", value=v, partition=0)
-        p.poll(0)
-    assert p.flush(60) == 0
+    values = produce_values(s, "backlog", 48_000)  # about 48 MiB
     path = os.path.join(s.log_dir, "backlog-0", "0" * 20 + ".log")
     before = resident_pages(path)
     assert len(before) * PAGE > 45 * MIB
@@ -145,12 +152,7 @@ def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_
     end, gets every record in order, and the whole file is in the page cache afterwards (the
     default keeps what it read; only drop-behind drops it again)."""
     s = make_sluice().start()
-    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "linger.ms": 5})
-    values = [b"%06d-" % i + os.urandom(1000) for i in range(40_000)]  # about 40 MiB
-    for v in values:
-        p.produce("cold", value=v, partition=0)
-        p.poll(0)
-    assert p.flush(60) == 0
+    values = produce_values(s, "cold", 40_000)  # about 40 MiB
     s.stop()
     path = os.path.join(s.log_dir, "cold-0", "0" * 20 + ".log")
     fd = os.open(path, os.O_RDONLY)
