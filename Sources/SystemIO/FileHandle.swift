@@ -251,7 +251,7 @@ public struct FileHandle: ~Copyable {
     public func dropBehind(writeFrom: Int64, writeTo: Int64, dropFrom: Int64, dropTo: Int64) {
         guard FileObservers.observer(for: descriptor) == nil else { return }
         if writeTo > writeFrom { _ = sluice_sync_file_range_write(descriptor, writeFrom, writeTo - writeFrom) }
-        if dropTo > dropFrom { _ = posix_fadvise(descriptor, off_t(dropFrom), off_t(dropTo - dropFrom), POSIX_FADV_DONTNEED) }
+        dropClean(from: dropFrom, count: dropTo - dropFrom)
     }
 
     /// Starts reading `[from, from + count)` into the page cache (`POSIX_FADV_WILLNEED`): the
