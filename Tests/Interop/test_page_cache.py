@@ -8,9 +8,11 @@ import subprocess
 import pytest
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-from conftest import BINARY
+from conftest import BINARY, wait_for
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
@@ -166,3 +168,33 @@ def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_
     assert read_from_start(s, "cold", len(values)) == values, "records read back differ"
     cached = resident_pages(path)
     assert sum(cached) >= 0.9 * len(cached), f"only {sum(cached)} of {len(cached)} pages cached after reading"
+
+
+def test_a_first_fetch_of_uncached_data_requests_the_next_8_mib_from_the_disk(make_sluice):
+    """The read-ahead itself: one fetch of 1 MiB (kafka-python, one poll of one record, so no
+    further fetch is sent) at the start of a 40 MiB log whose pages are not cached makes the
+    broker request 8 MiB past it from the disk, so the file's pages up to about 9 MiB come into
+    the page cache. The kernel's own read-ahead for that one read stops after a few MiB."""
+    s = make_sluice().start()
+    values = produce_values(s, "first", 40_000)  # about 40 MiB
+    s.stop()
+    path = os.path.join(s.log_dir, "first-0", "0" * 20 + ".log")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    s.start()
+    c = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=MIB)
+    try:
+        tp = KafkaPythonPartition("first", 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        got = wait_for(lambda: c.poll(timeout_ms=500, max_records=1).get(tp), what="the first record")
+        assert got[0].value == values[0]
+        stretch = slice(6 * MIB // PAGE, 8 * MIB // PAGE)
+        wait_for(lambda: sum(resident_pages(path)[stretch]) >= 0.9 * (2 * MIB // PAGE), timeout=10,
+                 what="6-8 MiB into the file to be read into the page cache")
+    finally:
+        c.close()
