@@ -148,15 +148,14 @@ def test_a_catch_up_on_dropped_data_reads_every_record_and_drops_what_it_read(ma
     assert sum(after[:len(after) // 2]) * PAGE <= 2 * MIB, "the first half of the file is cached again"
 
 
-def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_sluice):
-    """The read-ahead of uncached data (the segment's pages dropped while the broker was down,
-    as after a reboot): a consumer from offset 0 of a 40 MiB log, far more than 8 MiB behind its
-    end, gets every record in order, and the whole file is in the page cache afterwards (the
-    default keeps what it read; only drop-behind drops it again)."""
+def uncached_log(make_sluice, topic):
+    """A broker restarted on about 40 MiB produced to partition 0 of `topic`, whose segment's
+    pages were dropped from the page cache while it was down (as after a reboot): the broker,
+    the values and the segment's path."""
     s = make_sluice().start()
-    values = produce_values(s, "cold", 40_000)  # about 40 MiB
+    values = produce_values(s, topic, 40_000)
     s.stop()
-    path = os.path.join(s.log_dir, "cold-0", "0" * 20 + ".log")
+    path = os.path.join(s.log_dir, f"{topic}-0", "0" * 20 + ".log")
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -164,7 +163,15 @@ def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_
     finally:
         os.close(fd)
     assert sum(resident_pages(path)) * PAGE <= MIB, "the log's pages were not dropped"
-    s.start()
+    return s.start(), values, path
+
+
+def test_a_catch_up_after_a_restart_with_nothing_cached_reads_every_record(make_sluice):
+    """The read-ahead of uncached data (the segment's pages dropped while the broker was down,
+    as after a reboot): a consumer from offset 0 of a 40 MiB log, far more than 8 MiB behind its
+    end, gets every record in order, and the whole file is in the page cache afterwards (the
+    default keeps what it read; only drop-behind drops it again)."""
+    s, values, path = uncached_log(make_sluice, "cold")
     assert read_from_start(s, "cold", len(values)) == values, "records read back differ"
     cached = resident_pages(path)
     assert sum(cached) >= 0.9 * len(cached), f"only {sum(cached)} of {len(cached)} pages cached after reading"
@@ -175,17 +182,7 @@ def test_a_first_fetch_of_uncached_data_requests_the_next_8_mib_from_the_disk(ma
     further fetch is sent) at the start of a 40 MiB log whose pages are not cached makes the
     broker request 8 MiB past it from the disk, so the file's pages up to about 9 MiB come into
     the page cache. The kernel's own read-ahead for that one read stops after a few MiB."""
-    s = make_sluice().start()
-    values = produce_values(s, "first", 40_000)  # about 40 MiB
-    s.stop()
-    path = os.path.join(s.log_dir, "first-0", "0" * 20 + ".log")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    s.start()
+    s, values, path = uncached_log(make_sluice, "first")
     c = KafkaConsumer(bootstrap_servers=s.bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=MIB)
     try:
         tp = KafkaPythonPartition("first", 0)
