@@ -3,8 +3,10 @@
 process while kperf runs, then the share of samples per binary (kernel, sluice, Swift runtime,
 libc) and the top symbols.
 
-Usage: Benchmarks/scripts/profile-broker.py [produce|e2e] [RATE] [OVERRIDE ...]
+Usage: Benchmarks/scripts/profile-broker.py [produce|small|e2e] [RATE] [OVERRIDE ...]
   produce (default): 1M x 1 KiB acks=all, linger.ms=5, as `make bench`'s 1 KiB acks=all row.
+  small: 100 B acks=1, linger.ms=5, as `make bench`'s 100 B row, but 8M records so that the
+  sampled window falls inside the run.
   e2e: 1 KiB acks=all at RATE records/s (default 311000) for 10 s, linger.ms=0.
   PROFILE_DELAY_S (default 0.3 for produce, 3 for e2e) and PROFILE_SECONDS (default 4 and 5)
   place the sampled window. Needs `make release` and perf (apt-get install linux-perf).
@@ -22,18 +24,22 @@ import compare as C  # noqa: E402
 
 def main():
     args = sys.argv[1:]
-    mode = args.pop(0) if args and args[0] in ("produce", "e2e") else "produce"
+    mode = args.pop(0) if args and args[0] in ("produce", "small", "e2e") else "produce"
     rate = int(args.pop(0)) if args and args[0].isdigit() else 311_000
     if not shutil.which("perf"):
         sys.exit("profile-broker: perf is not installed (apt-get install linux-perf)")
     broker, libdir = C.release_broker("profile")
-    delay = float(os.environ.get("PROFILE_DELAY_S", "0.3" if mode == "produce" else "3"))
-    seconds = float(os.environ.get("PROFILE_SECONDS", "4" if mode == "produce" else "5"))
+    delay = float(os.environ.get("PROFILE_DELAY_S", "3" if mode == "e2e" else "0.3"))
+    seconds = float(os.environ.get("PROFILE_SECONDS", "5" if mode == "e2e" else "4"))
     data = f"/tmp/sluice-profile-{os.getpid()}.data"
-    topic = "p" if mode == "produce" else "e"
+    topic = "e" if mode == "e2e" else "p"
+    mode_kperf = "produce" if mode == "small" else mode
     if mode == "produce":
         kargs = ["-n", "1000000", "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3",
                  "--acks", "all"]
+    elif mode == "small":
+        kargs = ["-n", "8000000", "-s", "100", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3",
+                 "--acks", "1"]
     else:
         kargs = ["-n", str(rate * 10), "-s", "1024", "--rate", str(rate), "--partitions", "3", "--linger-ms", "0"]
     broker.start(args)
@@ -43,7 +49,7 @@ def main():
         C.kperf("produce", broker.bootstrap, ["-t", topic, "-n", "1000", "-s", "1024", "--partitions", "3", "--acks", "1"],
                 libdir)
         cpu = broker.cpu_seconds()
-        client = subprocess.Popen([C.KPERF, mode, "-b", broker.bootstrap, "-t", topic] + kargs, stdout=subprocess.PIPE,
+        client = subprocess.Popen([C.KPERF, mode_kperf, "-b", broker.bootstrap, "-t", topic] + kargs, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
         time.sleep(delay)  # not a synchronisation: where in the run the sampled window starts
         rec = subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(broker.proc.pid), "-o", data, "--",

