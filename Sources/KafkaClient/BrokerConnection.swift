@@ -75,14 +75,28 @@ public final class BrokerConnection {
     public func send<Request: KafkaMessage, Response: KafkaMessage>(
         _ request: Request, version: Int16, as: Response.Type
     ) throws -> Response {
+        let id = try submit(request, version: version)
+        return try receive(Request.self, correlationId: id, version: version, as: Response.self)
+    }
+
+    /// Writes a request without waiting for its response; returns its correlation id. Responses
+    /// come back in the order the requests were written (Kafka answers a connection in order),
+    /// so a caller keeping several in flight reads them with `receive` in that order.
+    public func submit<Request: KafkaMessage>(_ request: Request, version: Int16) throws -> Int32 {
         correlationId += 1
-        let frame = KafkaHeaders.encodeRequest(request, version: version, correlationId: correlationId, clientId: clientId)
-        try writeAll(frame)
+        try writeAll(KafkaHeaders.encodeRequest(request, version: version, correlationId: correlationId, clientId: clientId))
+        return correlationId
+    }
+
+    /// Reads the next response, which must be the one to the request `submit` numbered `correlationId`.
+    public func receive<Request: KafkaMessage, Response: KafkaMessage>(
+        _: Request.Type, correlationId expected: Int32, version: Int16, as: Response.Type
+    ) throws -> Response {
         var response = try readFrame()
         let headerVersion = KafkaHeaders.responseHeaderVersion(apiKey: Request.apiKey, apiVersion: version)
         let header = try ResponseHeader.decode(from: &response, version: headerVersion)
-        guard header.correlationId == correlationId else {
-            throw ClientError.protocolError("correlation id \(header.correlationId), expected \(correlationId)")
+        guard header.correlationId == expected else {
+            throw ClientError.protocolError("correlation id \(header.correlationId), expected \(expected)")
         }
         return try Response.decode(from: &response, version: version)
     }

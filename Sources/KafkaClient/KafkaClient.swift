@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import KafkaProtocol
 import NIOCore
 import Records
@@ -110,6 +113,83 @@ public final class KafkaClient {
         let p = response.responses.first?.partitionResponses.first
         try Self.check(p?.errorCode ?? ErrorCode.unknownServerError.rawValue, p?.errorMessage)
         return p!.baseOffset
+    }
+
+    /// A Produce request of one batch for one partition, and the version to send it at, for a
+    /// caller that keeps several in flight (`connection.submit` / `receive`).
+    public func produceRequest(topic: String, partition: Int32, batch: ByteBuffer, acks: Int16,
+                               transactionalId: String? = nil) throws -> (ProduceRequest, Int16) {
+        let v = try connection.version(for: .produce, preferred: 7)
+        let request = ProduceRequest(transactionalId: transactionalId, acks: acks, timeoutMs: 30_000, topicData: [
+            .init(name: topic, partitionData: [.init(index: partition, records: batch)]),
+        ])
+        return (request, v)
+    }
+
+    // MARK: - producer ids and transactions
+
+    /// Errors a transaction coordinator answers while it is busy; the request is retried.
+    static let retriableCoordinatorErrors: Set<Int16> = [
+        ErrorCode.coordinatorLoadInProgress.rawValue, ErrorCode.concurrentTransactions.rawValue,
+    ]
+
+    /// Sends `attempt` until its error code is not a retriable coordinator error, for at most `deadlineMs`.
+    func retrying(deadlineMs: Int = 30_000, _ attempt: () throws -> Int16) throws -> Int16 {
+        var waited = 0
+        while true {
+            let code = try attempt()
+            guard Self.retriableCoordinatorErrors.contains(code), waited < deadlineMs else { return code }
+            usleep(20_000)
+            waited += 20
+        }
+    }
+
+    /// InitProducerId: a producer id and epoch, for an idempotent producer (no transactional id)
+    /// or a transactional one (fencing earlier producers with the same id).
+    public func initProducerId(transactionalId: String?, transactionTimeoutMs: Int32 = 60_000) throws -> (id: Int64, epoch: Int16) {
+        let v = try connection.version(for: .initProducerId, preferred: 4)
+        var answer: InitProducerIdResponse?
+        let code = try retrying {
+            let r = try connection.send(InitProducerIdRequest(transactionalId: transactionalId, transactionTimeoutMs: transactionTimeoutMs),
+                                        version: v, as: InitProducerIdResponse.self)
+            answer = r
+            return r.errorCode
+        }
+        try Self.check(code, transactionalId)
+        return (answer!.producerId, answer!.producerEpoch)
+    }
+
+    /// AddPartitionsToTxn (v3: the client form) for partitions of one topic.
+    public func addPartitionsToTxn(transactionalId: String, producer: (id: Int64, epoch: Int16), topic: String,
+                                   partitions: [Int32]) throws {
+        let v = try connection.version(for: .addPartitionsToTxn, preferred: 3)
+        let request = AddPartitionsToTxnRequest(v3AndBelowTransactionalId: transactionalId, v3AndBelowProducerId: producer.id,
+                                                v3AndBelowProducerEpoch: producer.epoch,
+                                                v3AndBelowTopics: [.init(name: topic, partitions: partitions)])
+        var failed: (Int16, String)?
+        let code = try retrying {
+            let r = try connection.send(request, version: v, as: AddPartitionsToTxnResponse.self)
+            failed = nil
+            if r.errorCode != 0 { return r.errorCode }
+            for t in r.resultsByTopicV3AndBelow {
+                for p in t.resultsByPartition where p.partitionErrorCode != 0 {
+                    failed = (p.partitionErrorCode, "\(t.name)-\(p.partitionIndex)")
+                    return p.partitionErrorCode
+                }
+            }
+            return 0
+        }
+        try Self.check(code, failed?.1 ?? transactionalId)
+    }
+
+    /// EndTxn: commits (or aborts) the producer's open transaction.
+    public func endTxn(transactionalId: String, producer: (id: Int64, epoch: Int16), commit: Bool) throws {
+        let v = try connection.version(for: .endTxn, preferred: 3)
+        let code = try retrying {
+            try connection.send(EndTxnRequest(transactionalId: transactionalId, producerId: producer.id, producerEpoch: producer.epoch,
+                                              committed: commit), version: v, as: EndTxnResponse.self).errorCode
+        }
+        try Self.check(code, transactionalId)
     }
 
     /// ListOffsets: -2 earliest, -1 latest, or the first offset at/after a timestamp (-1 if none).
