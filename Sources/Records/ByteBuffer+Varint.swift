@@ -86,4 +86,12 @@ extension ByteBuffer {
         while v >= 0x80 { v >>= 7; n += 1 }
         return n
     }
+
+    /// Bytes a zigzag varint of `value` takes.
+    public static func zigZagVarint64Size(_ value: Int64) -> Int {
+        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+        var n = 1
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
 }

@@ -170,21 +170,32 @@ public struct Record: Sendable, Equatable {
 
     /// Appends this record's encoding.
     public func write(to out: inout ByteBuffer) {
-        var body = ByteBuffer()
-        body.reserveCapacity(32 + (key?.readableBytes ?? 0) + (value?.readableBytes ?? 0))
-        body.writeInteger(attributes)
-        body.writeZigZagVarint64(timestampDelta)
-        body.writeZigZagVarint32(offsetDelta)
-        Self.writeBytes(key, to: &body)
-        Self.writeBytes(value, to: &body)
-        body.writeZigZagVarint32(Int32(headers.count))
+        // The length comes first, so it is computed rather than measured on a copy of the record.
+        var length = 1 + ByteBuffer.zigZagVarint64Size(timestampDelta) + ByteBuffer.zigZagVarint32Size(offsetDelta)
+            + Self.bytesSize(key) + Self.bytesSize(value) + ByteBuffer.zigZagVarint32Size(Int32(headers.count))
         for header in headers {
-            body.writeZigZagVarint32(Int32(header.key.utf8.count))
-            body.writeString(header.key)
-            Self.writeBytes(header.value, to: &body)
+            let keyBytes = header.key.utf8.count
+            length += ByteBuffer.zigZagVarint32Size(Int32(keyBytes)) + keyBytes + Self.bytesSize(header.value)
         }
-        out.writeZigZagVarint32(Int32(body.readableBytes))
-        out.writeBuffer(&body)
+        out.reserveCapacity(minimumWritableBytes: length + 5)
+        out.writeZigZagVarint32(Int32(length))
+        out.writeInteger(attributes)
+        out.writeZigZagVarint64(timestampDelta)
+        out.writeZigZagVarint32(offsetDelta)
+        Self.writeBytes(key, to: &out)
+        Self.writeBytes(value, to: &out)
+        out.writeZigZagVarint32(Int32(headers.count))
+        for header in headers {
+            out.writeZigZagVarint32(Int32(header.key.utf8.count))
+            out.writeString(header.key)
+            Self.writeBytes(header.value, to: &out)
+        }
+    }
+
+    /// Bytes `writeBytes` writes for `bytes`: the length varint and the bytes.
+    private static func bytesSize(_ bytes: ByteBuffer?) -> Int {
+        guard let bytes else { return 1 }
+        return ByteBuffer.zigZagVarint32Size(Int32(bytes.readableBytes)) + bytes.readableBytes
     }
 
     private static func writeBytes(_ bytes: ByteBuffer?, to out: inout ByteBuffer) {

@@ -33,6 +33,7 @@ public struct RecordBatchBuilder {
         let baseTimestamp = records.map(\.timestamp).min()!
         let maxTimestamp = records.map(\.timestamp).max()!
         var body = ByteBuffer()
+        body.reserveCapacity(records.reduce(0) { $0 + ($1.key?.readableBytes ?? 0) + ($1.value?.readableBytes ?? 0) + 24 })
         for (i, input) in records.enumerated() {
             Record(timestampDelta: input.timestamp - baseTimestamp, offsetDelta: Int32(i),
                    key: input.key, value: input.value, headers: input.headers).write(to: &body)

@@ -203,6 +203,20 @@ struct PerfProduce: ParsableCommand {
     }
 }
 
+/// SplitMix64: a cheap generator for picking payloads and partitions (the system generator costs
+/// a getrandom call each time, which showed in the tool's profile).
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64 = UInt64.random(in: .min ... .max)) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 /// Where record values come from: random upper-case letters (as Kafka's tool; here slices of a
 /// pool of random letters, so the values differ without a random number per byte), one of a
 /// file's payloads at random, or the record's number.
@@ -211,7 +225,7 @@ struct Payloads {
     let kind: Kind
     let recordSize: Int
     private var pool = ByteBuffer()
-    private var rng = SystemRandomNumberGenerator()
+    private var rng = SplitMix64()
 
     init(kind: Kind, recordSize: Int) {
         self.kind = kind
@@ -257,6 +271,7 @@ final class PerfProducer {
     var steadyStats: ProducerStats?
 
     private var partition: Int32
+    private var rng = SplitMix64()
     private var open: [RecordBatchBuilder.Input] = []
     private var openSendMs: [Int64] = []
     private var openSteady: [Bool] = []
@@ -407,7 +422,7 @@ final class PerfProducer {
         openSteady.removeAll(keepingCapacity: true)
         openBytes = 0
         // Sticky partitioning: the next batch goes to another partition.
-        if partitions > 1 { partition = (partition + Int32.random(in: 1..<partitions)) % partitions }
+        if partitions > 1 { partition = (partition + Int32.random(in: 1..<partitions, using: &rng)) % partitions }
         if acks == 0 { complete(entry, error: nil) } else { inFlight.append(entry) }
     }
 
