@@ -14,10 +14,13 @@ can be read per state. OVERRIDEs go to Sluice only.
 This changes a machine setting for minutes at a time, so it is never part of `make bench`;
 it needs root and a kernel with free-page reporting (a VM with a balloon device).
 
-Usage: [AB_WORKLOAD=produce|small] [AB_BROKERS=sluice,tansu] Benchmarks/scripts/page-reporting-ab.py [ROUNDS [OVERRIDE ...]]
+Usage: [AB_WORKLOAD=produce|small|e2e] [AB_BROKERS=sluice,tansu] Benchmarks/scripts/page-reporting-ab.py [ROUNDS [OVERRIDE ...]]
   produce (default): 1M x 1 KiB acks=all, as `make bench`'s 1 KiB acks=all row.
   small: 100 B acks=1, as `make bench`'s 100 B row but 4M records (AB_RECORDS), so that the
   broker's CPU time spans enough 10 ms clock ticks to tell 0.05 from 0.1 µs per record.
+  e2e: one kperf e2e process, 1 KiB acks=all for 10 s at AB_RATE records/s (default 250000,
+  about half of what one kperf e2e got through Sluice here) with linger.ms AB_LINGER_MS
+  (default 5, librdkafka's default); prints end-to-end p50/p99 instead of MB/s.
 """
 import os
 import statistics
@@ -57,8 +60,18 @@ def warm(gib):
 
 
 def measured_run(broker, libdir, workload):
+    """(MB/s or end-to-end p50 ms, CPU-s/GB, records/s or end-to-end p99 ms, CPU-µs/record)."""
     C.kperf("produce", broker.bootstrap, ["-t", "warm", "-n", "20000", "-s", "100", "--acks", "1"], libdir)
     before = broker.cpu_seconds()
+    if workload == "e2e":
+        rate = int(os.environ.get("AB_RATE", "250000"))
+        count = rate * 10
+        out = C.kperf("e2e", broker.bootstrap, ["-t", "ab", "-n", str(count), "-s", "1024", "--rate", str(rate),
+                                                "--partitions", "3", "--linger-ms", os.environ.get("AB_LINGER_MS", "5")], libdir)
+        cpu = broker.cpu_seconds() - before
+        if out.get("e2e_ms_p99") is None:
+            sys.exit(f"page-reporting-ab: the kperf run failed: {out}")
+        return out["e2e_ms_p50"], cpu / (count * 1024 / 1e9), out["e2e_ms_p99"], cpu / count * 1e6
     args = list(WORKLOADS[workload])
     if os.environ.get("AB_RECORDS"):
         args[1] = os.environ["AB_RECORDS"]
@@ -75,8 +88,9 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
     overrides = sys.argv[2:]
     workload = os.environ.get("AB_WORKLOAD") or "produce"
-    if workload not in WORKLOADS:
-        sys.exit("page-reporting-ab: AB_WORKLOAD is produce or small")
+    if workload not in WORKLOADS and workload != "e2e":
+        sys.exit("page-reporting-ab: AB_WORKLOAD is produce, small or e2e")
+    e2e = workload == "e2e"
     gib = int(os.environ.get("WARM_GIB", "4"))
     binary = os.path.join(C.ROOT, ".build", "release", "sluice")
     if not os.path.exists(binary):
@@ -107,10 +121,21 @@ def main():
                         broker.stop()
                     results[(name, which)].append(run)
                     label = (' '.join(overrides) or '(defaults)') if which == "sluice" else "(memory engine)"
-                    print(f"{name:12} {which:6} {label}  {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB  "
-                          f"{run[2]:.0f} records/s  {run[3]:.3f} CPU-µs/record", flush=True)
+                    if e2e:
+                        print(f"{name:12} {which:6} {label}  end to end p50 {run[0]:.3f} ms  p99 {run[2]:.3f} ms  "
+                              f"{run[1]:.3f} CPU-s/GB", flush=True)
+                    else:
+                        print(f"{name:12} {which:6} {label}  {run[0]:8.1f} MB/s  {run[1]:.3f} CPU-s/GB  "
+                              f"{run[2]:.0f} records/s  {run[3]:.3f} CPU-µs/record", flush=True)
     finally:
         set_order(original)
+    if e2e:
+        for (name, which), runs in results.items():
+            print(f"{name:12} {which:6} median p50 {statistics.median(x[0] for x in runs):.3f} ms, "
+                  f"p99 {statistics.median(x[2] for x in runs):.3f} ms, {statistics.median(x[1] for x in runs):.3f} CPU-s/GB",
+                  flush=True)
+        print(f"page_reporting_order is {original} again", flush=True)
+        return
     means = {}
     for (name, which), runs in results.items():
         means[(name, which)] = (statistics.mean(x[0] for x in runs), statistics.mean(x[1] for x in runs),
