@@ -5,6 +5,11 @@ same run, the table, Sluice/Tansu ratios) with PNG plots, and results.json besid
 
     make bench                 # = Benchmarks/scripts/compare.py (after the release build)
     BENCH_SCALE=10 make bench  # a tenth of the records (a quick look; numbers are noisier)
+    BENCH_PAGE_REPORTING=off BENCH_OUT=docs/page-reporting-off make bench
+                               # root, on a VM: the guest's free-page reporting switched off for
+                               # the run, and BENCH_WARM_GIB (2) GiB written and deleted before
+                               # every broker start (Benchmarks/README.md, "How much of the CPU
+                               # is the VM"); the setting is put back when the run ends
 
 Each broker starts fresh (an empty data directory) for every workload. Broker CPU is read from
 /proc/<pid>/stat (utime + stime) before and after each workload, so CPU-seconds per GB are the
@@ -32,6 +37,9 @@ WORK = os.environ.get("BENCH_DIR", "/var/tmp")
 # Counted runs per workload and broker (after one warm-up each); the table shows the median run.
 RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 TICK = os.sysconf("SC_CLK_TCK")
+PAGE_REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+PAGE_REPORTING_OFF = os.environ.get("BENCH_PAGE_REPORTING") == "off"
+WARM_GIB = int(os.environ.get("BENCH_WARM_GIB", "2"))
 
 
 def log(msg):
@@ -87,6 +95,37 @@ def ensure_tansu():
     return path
 
 
+# MARK: - the machine's memory
+
+def page_reporting_order():
+    """The guest's free-page reporting order, or None on a kernel without it."""
+    try:
+        with open(PAGE_REPORTING_ORDER) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def set_page_reporting_order(value):
+    with open(PAGE_REPORTING_ORDER, "w") as f:
+        f.write(value)
+
+
+def warm_memory(gib):
+    """Writes `gib` GiB through the page cache, fsyncs and deletes it: the freed pages are
+    touched memory, which the host keeps backing unless free-page reporting hands them back."""
+    path = os.path.join(WORK, f"warm-memory-{os.getpid()}")
+    block = b"\xa5" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(gib << 10):
+            os.write(fd, block)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.remove(path)
+
+
 # MARK: - brokers
 
 def free_port():
@@ -107,6 +146,8 @@ class Broker:
         `stop(keep=True)` left there."""
         if fresh:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        if PAGE_REPORTING_OFF:
+            warm_memory(WARM_GIB)
         # Earlier workloads' dirty pages would otherwise be written back during this one, and on
         # two cores the flusher's CPU comes out of the brokers' and the client's share.
         os.sync()
@@ -495,6 +536,7 @@ def report(results, out_dir):
         f"- fio, 1 MiB sequential writes, io_uring QD16: buffered {lim['fio'].get('buffered_mb_s')} MB/s,"
         f" O_DIRECT {lim['fio'].get('direct_mb_s')} MB/s; 4 KiB write+fdatasync: {lim['fio'].get('fdatasync_iops')} IOPS",
         f"- loopback TCP, one stream of 1 MiB sends: {lim['loopback_mb_s']} MB/s",
+        f"- the guest's free-page reporting: {m.get('page_reporting', 'not recorded')}",
         f"- CPU steal (time the hypervisor ran someone else while this VM wanted the core) over the whole run:"
         f" {m.get('steal_pct', '–')}% of all CPU time, {m.get('steal_pct_of_busy', '–')}% of the busy time",
         "",
@@ -602,6 +644,23 @@ def report(results, out_dir):
 
 
 def main():
+    original = page_reporting_order()
+    if not PAGE_REPORTING_OFF:
+        return bench(original)
+    if original is None:
+        sys.exit(f"bench: BENCH_PAGE_REPORTING=off, but {PAGE_REPORTING_ORDER} is missing (no free-page reporting here)")
+    try:
+        set_page_reporting_order("11")  # above the largest page order: nothing is ever reported
+    except OSError as e:
+        sys.exit(f"bench: BENCH_PAGE_REPORTING=off needs root ({e})")
+    try:
+        bench(original)
+    finally:
+        set_page_reporting_order(original)
+        log(f"page_reporting_order is {original} again")
+
+
+def bench(reporting_order):
     ensure_kperf()
     libdir = librdkafka_dir()
     tansu_bin = ensure_tansu()
@@ -610,6 +669,15 @@ def main():
         sys.exit("bench: build the release binary first (make release)")
     os.makedirs(OUT_DIR, exist_ok=True)
     results = {"machine": machine(), "workloads": [], "e2e": {}, "runs": RUNS, "fsync_e2e_runs": FSYNC_E2E_RUNS}
+    if reporting_order is None:
+        results["machine"]["page_reporting"] = "none (this kernel has no free-page reporting)"
+    elif PAGE_REPORTING_OFF:
+        results["machine"]["page_reporting"] = (f"switched off for this run (`page_reporting_order` {reporting_order} set to 11), "
+                                                f"and {WARM_GIB} GiB written and deleted before every broker start, so the brokers "
+                                                "grow into memory the host still backs")
+    else:
+        results["machine"]["page_reporting"] = (f"on, as the machine is (`page_reporting_order` {reporting_order}: freed blocks of "
+                                                f"2^{reporting_order} pages and more go back to the host)")
     v = subprocess.run([KPERF, "--version"], capture_output=True, text=True, env=dict(os.environ, LD_LIBRARY_PATH=libdir))
     results["librdkafka"] = (v.stdout + v.stderr).strip().split("librdkafka")[-1].strip(" ()\n") or "?"
     results["tansu_version"] = sh([tansu_bin, "--version"]).stdout.strip()

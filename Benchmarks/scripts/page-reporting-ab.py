@@ -29,7 +29,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare as C  # noqa: E402
 
-ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+ORDER = C.PAGE_REPORTING_ORDER
 OFF = "11"  # above MAX_PAGE_ORDER (10): no freed block is ever large enough to be reported
 WORKLOADS = {
     "produce": ["-n", "1000000", "-s", "1024", "--acks", "all", "--linger-ms", "5", "--batch-bytes", "1048576",
@@ -40,23 +40,7 @@ WORKLOADS = {
 
 
 def set_order(value):
-    with open(ORDER, "w") as f:
-        f.write(value)
-
-
-def warm(gib):
-    """Writes `gib` GiB through the page cache, fsyncs and deletes it: the freed pages are
-    touched memory, which the host keeps backing unless reporting hands them back."""
-    path = f"/var/tmp/page-reporting-warm-{os.getpid()}"
-    block = b"\xa5" * (1 << 20)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for _ in range(gib << 10):
-            os.write(fd, block)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-        os.remove(path)
+    C.set_page_reporting_order(value)
 
 
 def measured_run(broker, libdir, workload):
@@ -111,7 +95,7 @@ def main():
             for name in (("reporting", "no-reporting") if r % 2 == 0 else ("no-reporting", "reporting")):
                 set_order(states[name])
                 for which in (brokers if r % 2 == 0 else brokers[::-1]):
-                    warm(gib)
+                    C.warm_memory(gib)
                     data = os.path.join("/var/tmp", f"{which}-page-reporting-ab-{os.getpid()}")
                     broker = C.sluice(binary, data) if which == "sluice" else C.tansu(tansu_binary, data)
                     broker.start(overrides if which == "sluice" else [])
