@@ -40,6 +40,23 @@ func propertiesFile(_ path: String) throws -> [String: String] {
 }
 
 func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+func nowUs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+/// A whole-number property, `fallback` when absent; a value that is not one is an error, as
+/// Kafka's clients reject it (ConfigException) rather than run with a default.
+func intProperty(_ props: [String: String], _ name: String, _ fallback: Int, minimum: Int = 0) throws -> Int {
+    guard let text = props[name] else { return fallback }
+    guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= minimum else {
+        throw ValidationError("\(name) must be a whole number of at least \(minimum), got \(text)")
+    }
+    return value
+}
+
+/// The next sequence number after `count` more records, wrapping to 0 past Int32.max as
+/// Kafka's producer does.
+func sequence(after base: Int32, count: Int32) -> Int32 {
+    base > Int32.max - count ? count - (Int32.max - base) - 1 : base + count
+}
 
 /// The producer perf test's statistics, as Kafka's tool keeps them: latencies in whole
 /// milliseconds from send to acknowledgement, at most about 500,000 of them sampled for the
@@ -172,9 +189,10 @@ struct PerfProduce: ParsableCommand {
         for i in 0..<numRecords {
             if warmupRecords > 0 && i == warmupRecords {
                 producer.steadyStats = ProducerStats(records: numRecords - warmupRecords, steadyState: true)
+                producer.steadyFrom = warmupRecords
                 producer.stats.printing = false
             }
-            try producer.send(value: payload.next(i), steady: warmupRecords > 0 && i >= warmupRecords)
+            try producer.send(value: payload.next(i))
             if throughput > 0 {
                 let ahead = Double(i + 1) / throughput - Double(DispatchTime.now().uptimeNanoseconds - throttleStart) / 1e9
                 if ahead > 0 { try producer.idle(seconds: ahead) }
@@ -261,7 +279,7 @@ final class PerfProducer {
     let acks: Int16
     let codec: CompressionCodec
     let batchBytes: Int
-    let lingerNs: UInt64
+    let lingerMs: Int64
     let maxInFlight: Int
     let transactionalId: String?
     let transactionNs: UInt64?
@@ -273,13 +291,14 @@ final class PerfProducer {
     private var partition: Int32
     private var rng = SplitMix64()
     private var open: [RecordBatchBuilder.Input] = []
-    private var openSendMs: [Int64] = []
-    private var openSteady: [Bool] = []
     private var openBytes = 0
-    private var openSince: UInt64 = 0
+    /// Records handed to `send` so far; those numbered `steadyFrom` and on count in `steadyStats`.
+    private var sent = 0
+    var steadyFrom = Int.max
     private var sequences: [Int32: Int32] = [:]
+    /// A request in flight: the send time of each record is its timestamp, the first record's number `first`.
     private struct InFlight {
-        var correlationId: Int32, version: Int16, sendMs: [Int64], steady: [Bool], bytes: [Int], started: UInt64
+        var correlationId: Int32, version: Int16, records: [RecordBatchBuilder.Input], first: Int, started: UInt64
     }
     private var inFlight: [InFlight] = []
     private var transactionStart: UInt64?
@@ -307,9 +326,9 @@ final class PerfProducer {
             throw ValidationError("compression.type must be none, gzip, snappy, lz4 or zstd, got \(name)")
         }
         codec = c
-        batchBytes = max(1, Int(props["batch.size"] ?? "16384") ?? 16384)
-        lingerNs = UInt64(max(0, Int(props["linger.ms"] ?? "5") ?? 5)) * 1_000_000
-        maxInFlight = max(1, Int(props["max.in.flight.requests.per.connection"] ?? "5") ?? 5)
+        batchBytes = max(1, try intProperty(props, "batch.size", 16384))
+        lingerMs = Int64(try intProperty(props, "linger.ms", 5))
+        maxInFlight = try intProperty(props, "max.in.flight.requests.per.connection", 5, minimum: 1)
         transactionalId = props["transactional.id"]
         transactionNs = transactionMs.map { UInt64($0) * 1_000_000 }
         let idempotence = props["enable.idempotence"]
@@ -330,34 +349,34 @@ final class PerfProducer {
         let idempotent = transactionalId != nil || idempotence == "true" || (idempotence == nil && acks == -1 && maxInFlight <= 5)
         producer = idempotent ? try client.initProducerId(
             transactionalId: transactionalId,
-            transactionTimeoutMs: Int32(props["transaction.timeout.ms"] ?? "60000") ?? 60_000) : nil
+            transactionTimeoutMs: Int32(clamping: try intProperty(props, "transaction.timeout.ms", 60_000, minimum: 1))) : nil
     }
 
-    /// Adds a record to the open batch; `steady`: it counts in the steady-state statistics too.
-    func send(value: ByteBuffer, steady: Bool) throws {
-        if open.isEmpty { openSince = DispatchTime.now().uptimeNanoseconds }
+    /// Adds a record to the open batch. Its timestamp is the send time its latency counts from,
+    /// and the batch's first timestamp says when its linger ends (one clock read per record).
+    func send(value: ByteBuffer) throws {
         let ms = nowMs()
         open.append(RecordBatchBuilder.Input(value: value, timestamp: ms))
-        openSendMs.append(ms)
-        openSteady.append(steady)
+        sent += 1
         openBytes += value.readableBytes + 12
-        if openBytes + 61 >= batchBytes { try flushOpen() } else { try flushIfLingered() }
+        if openBytes + 61 >= batchBytes || ms - open[0].timestamp >= lingerMs { try flushOpen() }
     }
 
     /// Waits `seconds` for the throttle, answering responses and sending a batch whose linger ends meanwhile.
     func idle(seconds: Double) throws {
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        let until = nowUs() + Int64(seconds * 1e6)
         while !inFlight.isEmpty { try receiveOne() }
         while true {
-            let now = DispatchTime.now().uptimeNanoseconds
+            let now = nowUs()
             if now >= until { return }
-            if !open.isEmpty && openSince + lingerNs <= until {
-                if openSince + lingerNs > now { usleep(useconds_t((openSince + lingerNs - now) / 1000)) }
+            if let first = open.first, (first.timestamp + lingerMs) * 1000 <= until {
+                let lingerEnd = (first.timestamp + lingerMs) * 1000
+                if lingerEnd > now { usleep(useconds_t(lingerEnd - now)) }
                 try flushOpen()
                 while !inFlight.isEmpty { try receiveOne() }
                 continue
             }
-            usleep(useconds_t((until - now) / 1000))
+            usleep(useconds_t(until - now))
         }
     }
 
@@ -368,10 +387,6 @@ final class PerfProducer {
         for (message, count) in errors.sorted(by: { $0.key < $1.key }) {
             FileHandle.standardError.write("\(count) records failed: \(message)\n".data(using: .utf8)!)
         }
-    }
-
-    private func flushIfLingered() throws {
-        if !open.isEmpty && DispatchTime.now().uptimeNanoseconds - openSince >= lingerNs { try flushOpen() }
     }
 
     private func flushOpen() throws {
@@ -401,25 +416,22 @@ final class PerfProducer {
             builder.producerEpoch = p.epoch
             builder.baseSequence = sequences[partition, default: 0]
             builder.transactional = transactionalId != nil
-            sequences[partition] = sequences[partition, default: 0] &+ Int32(open.count)
+            sequences[partition] = sequence(after: builder.baseSequence, count: Int32(open.count))
         }
         let batch = try builder.build(open)
-        let sizes = open.map { $0.value?.readableBytes ?? 0 }
         batches += 1
         batchBytesTotal += batch.readableBytes
         batchBytesMax = max(batchBytesMax, batch.readableBytes)
-        plainBytes += sizes.reduce(0, +)
+        plainBytes += openBytes - 12 * open.count
         recordsSent += open.count
         while inFlight.count >= maxInFlight { try receiveOne() }
         let (request, version) = try client.produceRequest(topic: topic, partition: partition, batch: batch, acks: acks,
                                                            transactionalId: transactionalId)
         let id = try client.connection.submit(request, version: version)
         requests += 1
-        let entry = InFlight(correlationId: id, version: version, sendMs: openSendMs, steady: openSteady, bytes: sizes,
+        let entry = InFlight(correlationId: id, version: version, records: open, first: sent - open.count,
                              started: DispatchTime.now().uptimeNanoseconds)
         open.removeAll(keepingCapacity: true)
-        openSendMs.removeAll(keepingCapacity: true)
-        openSteady.removeAll(keepingCapacity: true)
         openBytes = 0
         // Sticky partitioning: the next batch goes to another partition.
         if partitions > 1 { partition = (partition + Int32.random(in: 1..<partitions, using: &rng)) % partitions }
@@ -440,13 +452,14 @@ final class PerfProducer {
         requestLatencyNs += elapsed
         requestLatencyMaxNs = max(requestLatencyMaxNs, elapsed)
         if let error {
-            errors[error, default: 0] += entry.sendMs.count
+            errors[error, default: 0] += entry.records.count
             return
         }
         let now = nowMs()
-        for (i, sent) in entry.sendMs.enumerated() {
-            stats.record(latencyMs: Int(now - sent), bytes: entry.bytes[i], at: now)
-            if entry.steady[i] { steadyStats?.record(latencyMs: Int(now - sent), bytes: entry.bytes[i], at: now) }
+        for (i, record) in entry.records.enumerated() {
+            let latency = Int(now - record.timestamp), bytes = record.value?.readableBytes ?? 0
+            stats.record(latencyMs: latency, bytes: bytes, at: now)
+            if entry.first + i >= steadyFrom { steadyStats?.record(latencyMs: latency, bytes: bytes, at: now) }
         }
     }
 
@@ -498,6 +511,7 @@ struct PerfConsume: ParsableCommand {
     func validate() throws {
         guard messages > 0 else { throw ValidationError("--messages should be greater than zero") }
         guard reportingIntervalMs > 0 else { throw ValidationError("Reporting interval must be greater than 0.") }
+        guard fetchSize > 0 else { throw ValidationError("--fetch-size should be greater than zero") }
     }
 
     func run() throws {
@@ -517,9 +531,13 @@ struct PerfConsume: ParsableCommand {
         if let g = group {
             for o in try client.committedOffsets(group: g) where o.topic == topic && o.offset >= 0 { committed[o.partition] = o.offset }
         }
+        // Where a committed offset is missing or outside the log (retention moved past it), the
+        // position resets to the earliest offset, or with --from-latest the latest (auto.offset.reset).
         var positions: [Int32: Int64] = [:]
         for p in info.partitions.map(\.partition) {
-            positions[p] = try committed[p] ?? client.offset(topic: topic, partition: p, timestamp: fromLatest ? -1 : -2)
+            let earliest = try client.offset(topic: topic, partition: p, timestamp: -2)
+            let latest = try client.offset(topic: topic, partition: p, timestamp: -1)
+            if let c = committed[p], c >= earliest && c <= latest { positions[p] = c } else { positions[p] = fromLatest ? latest : earliest }
         }
         let startMs = nowMs()
         var count = 0, bytes = 0, fetches = 0

@@ -79,7 +79,8 @@ def test_produce_payload_file_monotonic_and_warmup(sluice, tmp_path):
     out = perf("produce", "--topic", "words", "--num-records", "300", "--payload-file", str(payloads),
                "--payload-delimiter", "|", "--throughput", "-1", "--bootstrap-server", sluice.bootstrap).stdout
     assert "Number of messages read: 3" in out
-    assert {m.value() for m in read_all(sluice, "words", 1, 300)} <= {b"alpha", b"beta", b"gamma"}
+    # Each record takes one of the file's payloads at random: over 300 records, all three.
+    assert {m.value() for m in read_all(sluice, "words", 1, 300)} == {b"alpha", b"beta", b"gamma"}
 
     out = perf("produce", "--topic", "counting", "--num-records", "1000", "--payload-monotonic", "--throughput", "-1",
                "--warmup-records", "200", "--command-property", f"bootstrap.servers={sluice.bootstrap}", "acks=1").stdout
@@ -109,12 +110,30 @@ def test_produce_in_transactions(sluice, tmp_path):
     assert sum(end_offsets(sluice, "txn", 2)) >= 6000 + 6
 
 
+def test_produce_acks_0_and_broker_errors(sluice):
+    out = perf("produce", "--topic", "fire", "--num-records", "2000", "--record-size", "64", "--throughput", "-1",
+               "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "acks=0").stdout
+    assert any(line.startswith("2000 records sent,") for line in out.splitlines()), out
+    assert len(read_all(sluice, "fire", 1, 2000)) == 2000
+    # Batches the broker refuses are not counted as sent, and the error is named on stderr.
+    admin = AdminClient({"bootstrap.servers": sluice.bootstrap})
+    admin.create_topics([NewTopic("small", 1, 1, config={"max.message.bytes": "1000"})])["small"].result(10)
+    r = perf("produce", "--topic", "small", "--num-records", "20", "--record-size", "4000", "--throughput", "-1",
+             "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "acks=1")
+    assert any(line.startswith("0 records sent,") for line in r.stdout.splitlines()), r.stdout
+    assert "20 records failed: MESSAGE_TOO_LARGE" in r.stderr, r.stderr
+    assert end_offsets(sluice, "small", 1) == [0]
+
+
 def test_produce_rejects_two_payload_sources(sluice, tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("x")
     r = perf("produce", "--topic", "t", "--num-records", "10", "--record-size", "10", "--payload-file", str(f),
              "--producer-props", f"bootstrap.servers={sluice.bootstrap}", check=False)
     assert r.returncode != 0 and "exactly one of --record-size, --payload-file or --payload-monotonic" in r.stderr
+    r = perf("produce", "--topic", "t", "--num-records", "10", "--record-size", "10",
+             "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "batch.size=lots", check=False)
+    assert r.returncode != 0 and "batch.size must be a whole number" in r.stderr
 
 
 def test_consume_group_commits_and_resumes(sluice):
@@ -143,3 +162,36 @@ def test_consume_group_commits_and_resumes(sluice):
     out = perf("consume", "--bootstrap-server", sluice.bootstrap, "--topic", "backlog", "--messages", "10",
                "--from-latest", "--timeout", "1000").stdout
     assert out.strip().splitlines()[-1].split(", ")[4] == "0"
+
+
+def test_consume_detailed_stats_and_metrics(sluice):
+    create(sluice, "detail", 2)
+    perf("produce", "--topic", "detail", "--num-records", "4000", "--record-size", "64", "--throughput", "-1",
+         "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "acks=1")
+    # Small fetches make the read take many round trips, so 1 ms intervals pass while it runs.
+    out = perf("consume", "--bootstrap-server", sluice.bootstrap, "--topic", "detail", "--messages", "4000",
+               "--fetch-size", "1024", "--show-detailed-stats", "--reporting-interval", "1", "--date-format", "yyyy",
+               "--print-metrics").stdout
+    lines = out.strip().splitlines()
+    assert lines[0] == ("time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+                        "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+    rows = [line.split(", ") for line in lines[1:] if re.match(r"^\d{4}, 0, ", line)]
+    assert rows and all(len(r) == 10 for r in rows), out
+    # The record counts of the rows grow and stop short of the total; no summary row follows them.
+    counts = [int(r[4]) for r in rows]
+    assert counts == sorted(counts) and counts[-1] <= 4000
+    assert not any(line.count(", ") == 9 and not re.match(r"^\d{4}, 0, ", line) for line in lines[1:])
+    assert re.search(r"^consumer-fetch-manager-metrics:records-consumed-total:\{client-id=perf-consumer-client\} +: 4000\.000$",
+                     out, re.M), out
+
+
+def test_consume_resets_a_committed_offset_outside_the_log(sluice):
+    perf("produce", "--topic", "reset", "--num-records", "100", "--record-size", "16", "--throughput", "-1",
+         "--producer-props", f"bootstrap.servers={sluice.bootstrap}", "acks=1")
+    c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "stale"})
+    c.commit(offsets=[TopicPartition("reset", 0, 5000)], asynchronous=False)
+    c.close()
+    # 5000 is past the end of the log: like Kafka's consumer, start from the earliest offset instead.
+    out = perf("consume", "--bootstrap-server", sluice.bootstrap, "--topic", "reset", "--messages", "100",
+               "--group", "stale").stdout
+    assert out.strip().splitlines()[-1].split(", ")[4] == "100"
