@@ -50,7 +50,9 @@ final class ProducerStates: @unchecked Sendable {
     /// (otherwise the first fetch of a topic written only by non-idempotent producers would
     /// replay the whole log to find no producers).
     func created(_ log: PartitionLog) {
-        lock.withLock { if partitions[log.name] == nil { partitions[log.name] = Partition() } }
+        let fresh = Partition()
+        fresh.snapshotSegmentBase = log.activeSegmentBaseOffset  // empty: nothing a snapshot would spare
+        lock.withLock { if partitions[log.name] == nil { partitions[log.name] = fresh } }
     }
 
     /// The last stable offset: the first offset of the oldest open transaction, else `highWatermark`.
@@ -82,6 +84,11 @@ final class ProducerStates: @unchecked Sendable {
             try Self.apply(batch, to: &fresh.machine, log: log)
         }
         if replayed > 0 && from > 0 { logger.debug("\(log.name): producer state from snapshot \(from) + \(replayed) batches") }
+        // A snapshot is due only where the next load would replay more than the active segment
+        // (as after a roll); an empty log, or one whose snapshot reaches the active segment,
+        // needs none, so a start does not rewrite and fsync one file per partition.
+        let activeBase = log.activeSegmentBaseOffset
+        if from >= activeBase { fresh.snapshotSegmentBase = activeBase }
         return fresh
     }
 

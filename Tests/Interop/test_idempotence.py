@@ -164,3 +164,57 @@ def test_confluent_idempotent_producer_across_broker_kill_9(make_sluice):
     assert len(got) == len(set(got)), "duplicates in the log"
     assert set(acked) <= set(got), "acknowledged records missing"
     assert got == sorted(got), "records out of produce order"
+
+
+def test_start_and_new_topics_write_no_needless_snapshots(make_sluice):
+    """A producer snapshot bounds the replay of the next load to the active segment, so one is
+    due after a roll, not for an empty partition or one whose snapshot already reaches the
+    active segment: before, every start and every new topic wrote and fsynced one file per
+    partition at the first housekeeping pass."""
+    import os
+    from confluent_kafka.admin import AdminClient, NewTopic
+    # With fsync before ack the recovery points move with every produce, so a changed
+    # recovery-point checkpoint shows that a housekeeping pass ran after it.
+    s = make_sluice(["sluice.durability=ack"]).start()
+    admin = AdminClient({"bootstrap.servers": s.bootstrap})
+    admin.create_topics([NewTopic("snap-quiet", num_partitions=2, replication_factor=1)])["snap-quiet"].result(10)
+    checkpoint = os.path.join(s.log_dir, "recovery-point-offset-checkpoint")
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all"})
+
+    def produce_and_await_housekeeping(end):
+        """Produces to partition 0 until its end offset is `end`, then waits for two passes
+        that saw it (passes do not overlap, so the first one's snapshots are written)."""
+        p.produce("snap-quiet", value=b"v", partition=0)
+        assert p.flush(10) == 0
+        for passes in range(2):
+            line = f"snap-quiet 0 {end + passes}"
+            deadline = time.time() + 15
+            while not (os.path.exists(checkpoint) and line in open(checkpoint).read()):
+                assert time.time() < deadline, f"no housekeeping pass wrote {line!r}"
+                time.sleep(0.05)
+            if passes == 0:
+                p.produce("snap-quiet", value=b"v", partition=0)
+                assert p.flush(10) == 0
+
+    def snapshots():
+        found = {}
+        for part in ("snap-quiet-0", "snap-quiet-1"):
+            d = os.path.join(s.log_dir, part)
+            for f in os.listdir(d):
+                if f.endswith(".snapshot"):
+                    st = os.stat(os.path.join(d, f))
+                    found[f"{part}/{f}"] = (st.st_ino, st.st_mtime_ns)
+        return found
+
+    produce_and_await_housekeeping(1)
+    assert snapshots() == {}, "a snapshot was written for a one-segment or empty partition"
+    # A clean stop writes every partition's snapshot; the next start loads them and keeps them.
+    p.flush(10)
+    assert s.stop() == 0
+    written = snapshots()
+    assert sorted(written) == ["snap-quiet-0/%020d.snapshot" % 2, "snap-quiet-1/%020d.snapshot" % 0]
+    s.start()
+    p = Producer({"bootstrap.servers": s.bootstrap, "acks": "all"})
+    produce_and_await_housekeeping(3)
+    assert snapshots() == written, "a start rewrote snapshots that already reach the active segment"
+    assert end_offset(s, "snap-quiet") == 4
