@@ -17,6 +17,12 @@ public enum CRC32C {
         sluice_crc32c_hardware(crc, bytes.baseAddress, bytes.count)
     }
 
+    /// The AVX-512 VPCLMULQDQ folding path for inputs of 512 bytes and more (what `checksum`
+    /// uses where the CPU has it); the SSE4.2 path below that or without it.
+    public static func folded(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        sluice_crc32c_folded(crc, bytes.baseAddress, bytes.count)
+    }
+
     /// The portable slicing-by-8 path.
     public static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         sluice_crc32c_software(crc, bytes.baseAddress, bytes.count)
@@ -24,6 +30,9 @@ public enum CRC32C {
 
     /// Whether `checksum` runs on the CPU's crc32 instruction.
     public static var usesHardware: Bool { sluice_crc32c_has_hardware() != 0 }
+
+    /// Whether `checksum` folds long inputs with carry-less multiplies (AVX-512 VPCLMULQDQ).
+    public static var usesFolding: Bool { sluice_crc32c_has_folding() != 0 }
 }
 
 /// Types whose bytes can be borrowed as one contiguous region.

@@ -4,7 +4,7 @@ import Records
 import Glibc
 #endif
 
-/// CRC-32C throughput for both paths and compression round trips. Throughput: one benchmark
+/// CRC-32C throughput for the three paths and compression round trips. Throughput: one benchmark
 /// iteration checksums `bytes` bytes, so bytes/s = bytes × iterations/s (printed as GB/s by
 /// `crcSummary`, run with `swift run -c release Foundation --crc-summary`).
 let benchmarks: @Sendable () -> Void = {
@@ -23,6 +23,9 @@ let benchmarks: @Sendable () -> Void = {
         let input = UnsafeRawBufferPointer(buffers[size]!)
         Benchmark("CRC32C hardware \(size / 1024) KiB", configuration: configuration) { benchmark in
             for _ in benchmark.scaledIterations { blackHole(CRC32C.hardware(input)) }
+        }
+        Benchmark("CRC32C folded \(size / 1024) KiB", configuration: configuration) { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(CRC32C.folded(input)) }
         }
         Benchmark("CRC32C software \(size / 1024) KiB", configuration: configuration) { benchmark in
             for _ in benchmark.scaledIterations { blackHole(CRC32C.software(input)) }

@@ -36,8 +36,8 @@ int sluice_io_uring_disabled_sysctl(void);
 
 // ---- CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) ---------------------------------
 
-/// Extends a finished CRC-32C (pass 0 to start) over `length` bytes, choosing the SSE4.2 path
-/// when the CPU has it.
+/// Extends a finished CRC-32C (pass 0 to start) over `length` bytes, choosing the fastest path
+/// the CPU has (folded, then SSE4.2, then software).
 uint32_t sluice_crc32c(uint32_t crc, const void *data, size_t length);
 /// Portable table-driven path (slicing by 8).
 uint32_t sluice_crc32c_software(uint32_t crc, const void *data, size_t length);
@@ -45,6 +45,11 @@ uint32_t sluice_crc32c_software(uint32_t crc, const void *data, size_t length);
 uint32_t sluice_crc32c_hardware(uint32_t crc, const void *data, size_t length);
 /// 1 when the SSE4.2 crc32 instruction is used by sluice_crc32c.
 int sluice_crc32c_has_hardware(void);
+/// AVX-512 VPCLMULQDQ folding for inputs of 512 bytes and more, the SSE4.2 path below that or
+/// where the CPU lacks it.
+uint32_t sluice_crc32c_folded(uint32_t crc, const void *data, size_t length);
+/// 1 when sluice_crc32c folds long inputs with VPCLMULQDQ.
+int sluice_crc32c_has_folding(void);
 
 // ---- compression with Kafka's framings ------------------------------------------------------
 
