@@ -12,7 +12,10 @@ buffered appends written inline and on the commit threads' ring:
 
 Usage: Benchmarks/scripts/receive-ab.py [ROUNDS [OVERRIDE_A OVERRIDE_B]]   (default 3 rounds of
 sluice.socket.receive=frames against =cumulation; needs `make release`). AB_WORKLOAD=100 or
-AB_WORKLOAD=1024 runs only the workload of that record size.
+AB_WORKLOAD=1024 runs only the workload of that record size. AB_RECORDS=N changes the record
+count of both workloads, e.g. a sustained 4 GB run that outgrows what this VM keeps backed:
+    AB_RECORDS=4000000 AB_WORKLOAD=1024 Benchmarks/scripts/receive-ab.py 3 \
+        sluice.cache.drop.behind.bytes=0 sluice.cache.drop.behind.bytes=268435456
 """
 import os
 import statistics
@@ -44,9 +47,13 @@ def main():
     a, b = sys.argv[2:4] if len(sys.argv) == 4 else ("sluice.socket.receive=frames", "sluice.socket.receive=cumulation")
     broker, libdir = C.release_broker("receive-ab")
     only = os.environ.get("AB_WORKLOAD")
+    records = os.environ.get("AB_RECORDS")
     for name, args in WORKLOADS:
         if only and args[args.index("-s") + 1] != only:
             continue
+        if records:
+            args = ["-n", records] + args[2:]
+            name = f"{int(records):,} x {name.split(' x ', 1)[1]}"
         results = {a: [], b: []}
         # Round -1 warms up and is not counted: on this VM memory the guest freed a few seconds
         # earlier goes back to the host (free-page reporting), and the first run that needs more
