@@ -19,22 +19,10 @@ struct CRC32CTests {
         #expect(CRC32C.usesHardware, "x86_64 machines here have SSE4.2; the software path would be ~10x slower")
     }
 
-    @Test("hardware equals software for every length 0...4096 at every alignment 0...7")
+    @Test("hardware equals software for every length 0...4096 at every alignment 0...7, continuing any state")
     func hardwareEqualsSoftware() {
-        var generator = SplitMix64(seed: 0x5EED)
-        let storage = (0..<(4096 + 8)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        storage.withUnsafeBytes { all in
-            for start in 0..<8 {
-                for length in 0...4096 {
-                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
-                    let hw = CRC32C.hardware(slice)
-                    let sw = CRC32C.software(slice)
-                    if hw != sw {
-                        Issue.record("mismatch at start \(start) length \(length): hw \(hw) sw \(sw)")
-                        return
-                    }
-                }
-            }
+        expectEqualsSoftwareAtEveryLengthAndAlignment(seed: 0x5EED, path: "hardware") { slice, state in
+            CRC32C.hardware(slice, continuing: state)
         }
     }
 
@@ -56,21 +44,8 @@ struct CRC32CTests {
     func foldedEqualsSoftware() {
         // Without AVX-512 VPCLMULQDQ this checks the SSE4.2 fallback again; the machines here
         // have it (Intel Xeon with avx512f and vpclmulqdq), and `usesFolding` says which ran.
-        var generator = SplitMix64(seed: 0xF01D)
-        let storage = (0..<(4096 + 8)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        storage.withUnsafeBytes { all in
-            for start in 0..<8 {
-                for length in 0...4096 {
-                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
-                    let state = UInt32(truncatingIfNeeded: generator.next())
-                    let folded = CRC32C.folded(slice, continuing: state)
-                    let sw = CRC32C.software(slice, continuing: state)
-                    if folded != sw {
-                        Issue.record("mismatch at start \(start) length \(length): folded \(folded) sw \(sw) (folding in use: \(CRC32C.usesFolding))")
-                        return
-                    }
-                }
-            }
+        expectEqualsSoftwareAtEveryLengthAndAlignment(seed: 0xF01D, path: "folded (in use: \(CRC32C.usesFolding))") { slice, state in
+            CRC32C.folded(slice, continuing: state)
         }
     }
 
@@ -95,5 +70,28 @@ struct CRC32CTests {
         let whole = CRC32C.checksum(of: a + b)
         let split = CRC32C.checksum(of: b, continuing: CRC32C.checksum(of: a))
         #expect(whole == split)
+    }
+
+    /// Compares `candidate` with the software table over every slice of 0...4096 bytes at offsets 0...7 of one
+    /// random buffer, each with a fresh random initial state, and records the first difference.
+    private func expectEqualsSoftwareAtEveryLengthAndAlignment(
+        seed: UInt64, path: String,
+        _ candidate: (UnsafeRawBufferPointer, UInt32) -> UInt32
+    ) {
+        var generator = SplitMix64(seed: seed)
+        let storage = (0..<(4096 + 8)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        storage.withUnsafeBytes { all in
+            for start in 0..<8 {
+                for length in 0...4096 {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    let state = UInt32(truncatingIfNeeded: generator.next())
+                    let got = candidate(slice, state), want = CRC32C.software(slice, continuing: state)
+                    if got != want {
+                        Issue.record("\(path) differs at start \(start) length \(length): \(got), software \(want)")
+                        return
+                    }
+                }
+            }
+        }
     }
 }
