@@ -28,16 +28,10 @@ struct CRC32CTests {
 
     @Test("large inputs cross the interleaved-stream boundaries identically")
     func largeInputs() {
-        var generator = SplitMix64(seed: 42)
-        let bytes = (0..<(3 * 8192 * 4 + 3 * 256 * 3 + 77)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        bytes.withUnsafeBytes { all in
-            for length in [3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 256 * 5 + 3, all.count - 1, all.count] {
-                for start in [0, 1, 5] where start + length <= all.count {
-                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
-                    #expect(CRC32C.hardware(slice) == CRC32C.software(slice), "length \(length) start \(start)")
-                }
-            }
-        }
+        let byteCount = 3 * 8192 * 4 + 3 * 256 * 3 + 77
+        expectEqualsSoftware(
+            lengths: [3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, 3 * 256 * 5 + 3, byteCount - 1, byteCount],
+            starts: [0, 1, 5], byteCount: byteCount, seed: 42, paths: [("hardware", { CRC32C.hardware($0) })])
     }
 
     @Test("the folded path equals software for every length 0...4096 at every alignment 0...7, continuing any state")
@@ -51,17 +45,11 @@ struct CRC32CTests {
 
     @Test("the folded path on long inputs: every 256-, 64- and 16-byte remainder, and a megabyte")
     func foldedLongInputs() {
-        var generator = SplitMix64(seed: 7)
-        let bytes = (0..<((1 << 20) + 300)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        bytes.withUnsafeBytes { all in
-            var lengths = Array(8192..<(8192 + 257))
-            lengths += [1 << 20, (1 << 20) + 1, (1 << 20) + 255, all.count - 3]
-            for length in lengths {
-                let slice = UnsafeRawBufferPointer(rebasing: all[3..<(3 + length)])
-                #expect(CRC32C.folded(slice) == CRC32C.software(slice), "length \(length)")
-                #expect(CRC32C.checksum(slice) == CRC32C.software(slice), "length \(length)")
-            }
-        }
+        let byteCount = (1 << 20) + 300
+        expectEqualsSoftware(
+            lengths: Array(8192..<(8192 + 257)) + [1 << 20, (1 << 20) + 1, (1 << 20) + 255, byteCount - 3],
+            starts: [3], byteCount: byteCount, seed: 7,
+            paths: [("folded", { CRC32C.folded($0) }), ("checksum", { CRC32C.checksum($0) })])
     }
 
     @Test("continuing a checksum equals checksumming the concatenation")
@@ -89,6 +77,27 @@ struct CRC32CTests {
                     if got != want {
                         Issue.record("\(path) differs at start \(start) length \(length): \(got), software \(want)")
                         return
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compares each of `paths` with the software table on slices of one random buffer of
+    /// `byteCount` bytes: every length in `lengths` at every offset in `starts` that fits.
+    private func expectEqualsSoftware(
+        lengths: [Int], starts: [Int], byteCount: Int, seed: UInt64,
+        paths: [(name: String, checksum: (UnsafeRawBufferPointer) -> UInt32)]
+    ) {
+        var generator = SplitMix64(seed: seed)
+        let bytes = (0..<byteCount).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        bytes.withUnsafeBytes { all in
+            for length in lengths {
+                for start in starts where start + length <= all.count {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    let want = CRC32C.software(slice)
+                    for path in paths {
+                        #expect(path.checksum(slice) == want, "\(path.name), length \(length) start \(start)")
                     }
                 }
             }
