@@ -96,6 +96,43 @@ def test_bad_crc_is_corrupt_message_and_nothing_is_appended(sluice):
     c.close()
 
 
+def test_large_batch_crc_is_checked_across_its_whole_length(sluice):
+    """Batches of 512 bytes and more take the broker's folded CRC-32C path (AVX-512 where the CPU
+    has it). A 14 KB batch whose CRC kafka-python computed is accepted whole; a copy with one value
+    byte flipped near its start, in its middle or in its last bytes (the fold's tail) is refused
+    with CORRUPT_MESSAGE and appends nothing."""
+    import os
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    values = [os.urandom(700) for _ in range(20)]
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+                                  producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for i, value in enumerate(values):
+        b.append(i, 1000 + i, None, value, [])
+    batch = bytes(b.build())
+    flips = [batch.index(values[0]) + 3, batch.index(values[10]) + 350, batch.index(values[-1]) + 698]
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": sluice.bootstrap})
+    admin.create_topics([NewTopic("bigcrc", 1)])["bigcrc"].result(10)
+    for position in flips:
+        broken = bytearray(batch)
+        broken[position] ^= 0x01
+        assert produce_raw(sluice.port, "bigcrc", broken, 3) == 2, f"flip at byte {position} of {len(batch)}"
+    assert produce_raw(sluice.port, "bigcrc", batch, 3) == 0
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "bigcrc", "auto.offset.reset": "earliest",
+                  "check.crcs": True})
+    assert c.get_watermark_offsets(TopicPartition("bigcrc", 0), timeout=10)[1] == len(values)
+    c.assign([TopicPartition("bigcrc", 0, 0)])
+    got = []
+    while len(got) < len(values):
+        message = c.poll(10)
+        assert message is not None, f"only {len(got)} of {len(values)} records came back"
+        assert message.error() is None, message.error()
+        got.append(message.value())
+    c.close()
+    assert got == values
+
+
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_compression_bomb_is_refused(make_sluice, codec):
     s = make_sluice(["sluice.decompressed.bytes.max=1048576", "message.max.bytes=10485760"]).start()
