@@ -6,6 +6,16 @@ import NIOCore
 extension Broker {
     static let authorizedOperationsUnknown = Int32.min
 
+    /// Kafka's AclOperation codes, as bits of an authorized-operations field. With no authorizer
+    /// every operation of the resource is allowed (Kafka answers the same).
+    enum AclOperation: Int32 {
+        case read = 3, write, create, delete, alter, describe, clusterAction, describeConfigs, alterConfigs, idempotentWrite
+    }
+    static func operations(_ ops: [AclOperation]) -> Int32 { ops.reduce(0) { $0 | (1 << $1.rawValue) } }
+    static let topicOperations = operations([.read, .write, .create, .delete, .alter, .describe, .describeConfigs, .alterConfigs])
+    static let clusterOperations = operations([.create, .alter, .describe, .clusterAction, .describeConfigs, .alterConfigs, .idempotentWrite])
+    static let groupOperations = operations([.read, .delete, .describe])
+
     func handleApiVersions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         _ = try ApiVersionsRequest.decode(from: &body, version: context.version)
         return frame(ApiVersionsResponse(apiKeys: apiVersionList()), context)
@@ -17,7 +27,7 @@ extension Broker {
         var response = MetadataResponse(
             brokers: [.init(nodeId: config.nodeId, host: host, port: Int32(port), rack: nil)],
             clusterId: clusterId, controllerId: config.nodeId,
-            clusterAuthorizedOperations: Self.authorizedOperationsUnknown)
+            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations ? Self.clusterOperations : Self.authorizedOperationsUnknown)
         // v0: an empty list means every topic; v1+: null means every topic, empty means none.
         let all = request.topics == nil || (context.version == 0 && request.topics!.isEmpty)
         let allowCreate = (context.version < 4 || request.allowAutoTopicCreation) && config.autoCreateTopics
@@ -50,7 +60,8 @@ extension Broker {
         for (name, id, topic, error) in topics {
             var t = MetadataResponse.MetadataResponseTopic(errorCode: error.rawValue, name: name, topicId: id,
                                                            isInternal: name.map(Self.isInternal) ?? false,
-                                                           topicAuthorizedOperations: Self.authorizedOperationsUnknown)
+                                                           topicAuthorizedOperations: request.includeTopicAuthorizedOperations && topic != nil
+                                                               ? Self.topicOperations : Self.authorizedOperationsUnknown)
             if let topic {
                 t.partitions = (0..<topic.partitionCount).map { p in
                     .init(partitionIndex: p, leaderId: config.nodeId, leaderEpoch: 0, replicaNodes: [config.nodeId],
@@ -198,12 +209,12 @@ extension Broker {
     }
 
     func handleDescribeCluster(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
-        _ = try DescribeClusterRequest.decode(from: &body, version: context.version)
+        let request = try DescribeClusterRequest.decode(from: &body, version: context.version)
         let (host, port) = config.advertised
         let response = DescribeClusterResponse(
             endpointType: 1, clusterId: clusterId, controllerId: config.nodeId,
             brokers: [.init(brokerId: config.nodeId, host: host, port: Int32(port), rack: nil)],
-            clusterAuthorizedOperations: Self.authorizedOperationsUnknown)
+            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations ? Self.clusterOperations : Self.authorizedOperationsUnknown)
         return frame(response, context)
     }
 
@@ -242,7 +253,16 @@ extension Broker {
         for (brokerName, topicName) in BrokerConfig.topicDefaults.sorted(by: { $0.key < $1.key }) {
             entries.append((brokerName, byTopicName[topicName] ?? "", dynamic[brokerName] != nil ? ConfigSource.dynamicBroker.rawValue : ConfigSource.staticBroker.rawValue))
         }
+        for (k, v) in dynamic.sorted(by: { $0.key < $1.key }) where BrokerConfig.dynamicBrokerConfigs.contains(k) {
+            entries.removeAll { $0.0 == k }
+            entries.append((k, v, ConfigSource.dynamicBroker.rawValue))
+        }
         return entries.map { (name: $0.0, value: $0.1, source: $0.2) }
+    }
+
+    /// Passwords, keys and JAAS lines are described with no value, as Kafka does.
+    static func isSensitive(_ name: String) -> Bool {
+        name.hasSuffix(".password") || name == "sasl.jaas.config" || name == "ssl.keystore.key"
     }
 
     func handleDescribeConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
@@ -276,10 +296,11 @@ extension Broker {
             }
             if let keys = resource.configurationKeys { entries = entries.filter { keys.contains($0.name) } }
             r.configs = entries.map { e in
+                let sensitive = Self.isSensitive(e.name)
                 var c = DescribeConfigsResponse.DescribeConfigsResourceResult(
-                    name: e.name, value: e.value, readOnly: resource.resourceType == 4 && e.source == ConfigSource.staticBroker.rawValue,
-                    isDefault: e.source == ConfigSource.defaultConfig.rawValue, configSource: e.source, isSensitive: false)
-                if request.includeSynonyms { c.synonyms = [.init(name: e.name, value: e.value, source: e.source)] }
+                    name: e.name, value: sensitive ? nil : e.value, readOnly: resource.resourceType == 4 && e.source == ConfigSource.staticBroker.rawValue,
+                    isDefault: e.source == ConfigSource.defaultConfig.rawValue, configSource: e.source, isSensitive: sensitive)
+                if request.includeSynonyms { c.synonyms = [.init(name: e.name, value: sensitive ? nil : e.value, source: e.source)] }
                 return c
             }
             response.results.append(r)
@@ -317,25 +338,78 @@ extension Broker {
             for p in 0..<topic.partitionCount { logManager.log(topic: name, partition: p)?.updateConfig(effective) }
             return (.none, nil)
         case 4:
-            guard name.isEmpty || name == "\(config.nodeId)" else { return (.invalidRequest, "unknown broker \(name)") }
-            var probe = config.logDefaults
-            for (k, v) in changes {
-                guard let topicName = BrokerConfig.topicDefaults[k] else { return (.invalidConfig, "\(k) cannot be changed dynamically") }
-                if let v { do { try probe.set(topicName, v) } catch { return (.invalidConfig, "\(error)") } }
-            }
-            if validateOnly { return (.none, nil) }
-            do { try metadata.setConfigs(resourceType: 4, resource: "", changes, nowMs: currentTimeMs()) }
-            catch { return (.kafkaStorageError, "\(error)") }
-            // Broker defaults are user-topic defaults: the internal logs keep their own settings
-            // (compacted, kept forever, inline), or a changed log.retention.ms would start
-            // deleting committed offsets.
-            for log in logManager.allLogs where log.topic != MetadataStore.logName && !Self.isInternal(log.topic) {
-                log.updateConfig(topicConfig(log.topic))
-            }
-            return (.none, nil)
+            return alterBrokerConfigs(name: name, changes, replaceAll: replaceAll, validateOnly: validateOnly)
         default:
             return (.invalidRequest, "unsupported resource type \(type)")
         }
+    }
+
+    /// Dynamic broker configs: topic defaults (applied to every user topic at once) and the rest
+    /// of Kafka's dynamic set (stored). AlterConfigs replaces the whole dynamic set.
+    private func alterBrokerConfigs(name: String, _ changes: [(String, String?)], replaceAll: Bool, validateOnly: Bool) -> (ErrorCode, String?) {
+        guard name.isEmpty || name == "\(config.nodeId)" else { return (.invalidRequest, "unknown broker \(name)") }
+        var probe = config.logDefaults
+        for (k, v) in changes {
+            if let topicName = BrokerConfig.topicDefaults[k] {
+                if let v { do { try probe.set(topicName, v) } catch { return (.invalidConfig, "\(error)") } }
+            } else if !BrokerConfig.dynamicBrokerConfigs.contains(k) {
+                return (.invalidConfig, "\(k) cannot be changed dynamically")
+            } else if name.isEmpty && BrokerConfig.perBrokerConfigs.contains(k) {
+                return (.invalidRequest, "\(k) is a per-broker config: name the broker id, not the cluster default")
+            }
+        }
+        if validateOnly { return (.none, nil) }
+        var records = changes
+        if replaceAll {
+            let named = Set(changes.map(\.0))
+            records += metadata.dynamicBrokerConfigs.keys.sorted().filter { !named.contains($0) }.map { ($0, nil) }
+        }
+        do { try metadata.setConfigs(resourceType: 4, resource: "", records, nowMs: currentTimeMs()) }
+        catch { return (.kafkaStorageError, "\(error)") }
+        // Broker defaults are user-topic defaults: the internal logs keep their own settings
+        // (compacted, kept forever, inline), or a changed log.retention.ms would start
+        // deleting committed offsets.
+        for log in logManager.allLogs where log.topic != MetadataStore.logName && !Self.isInternal(log.topic) {
+            log.updateConfig(topicConfig(log.topic))
+        }
+        return (.none, nil)
+    }
+
+    /// The value APPEND and SUBTRACT start from: the resource's own setting, else its default.
+    private func currentValue(type: Int8, name: String, key: String) -> String? {
+        switch type {
+        case 2: configEntries(topic: name).first { $0.name == key }?.value
+        case 4: metadata.dynamicBrokerConfigs[key] ?? brokerEntries().first { $0.name == key }?.value
+        default: nil
+        }
+    }
+
+    /// IncrementalAlterConfigs operations as SET/DELETE changes: APPEND adds the values a list
+    /// config lacks, SUBTRACT removes them (Kafka refuses both on other configs).
+    private func incrementalChanges(_ resource: IncrementalAlterConfigsRequest.AlterConfigsResource) -> Result<[(String, String?)], Failure> {
+        var changes: [(String, String?)] = []
+        for c in resource.configs {
+            switch c.configOperation {
+            case 0: changes.append((c.name, c.value))
+            case 1: changes.append((c.name, nil))
+            case 2, 3:
+                guard BrokerConfig.listConfigs.contains(c.name) else {
+                    return .failure(Failure(.invalidConfig, "APPEND and SUBTRACT apply to list configs, and \(c.name) is not one"))
+                }
+                func items(_ text: String?) -> [String] {
+                    (text ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+                }
+                let old = items(changes.last { $0.0 == c.name }.map { $0.1 } ?? currentValue(type: resource.resourceType, name: resource.resourceName, key: c.name))
+                let given = items(c.value)
+                var result = old
+                if c.configOperation == 2 { for v in given where !result.contains(v) { result.append(v) } }
+                else { result.removeAll { given.contains($0) } }
+                changes.append((c.name, result.joined(separator: ",")))
+            default:
+                return .failure(Failure(.invalidRequest, "unknown config operation \(c.configOperation)"))
+            }
+        }
+        return .success(changes)
     }
 
     func handleAlterConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
@@ -353,17 +427,12 @@ extension Broker {
         let request = try IncrementalAlterConfigsRequest.decode(from: &body, version: context.version)
         var response = IncrementalAlterConfigsResponse()
         for r in request.resources {
-            var changes: [(String, String?)] = []
-            var bad: String? = nil
-            for c in r.configs {
-                switch c.configOperation {
-                case 0: changes.append((c.name, c.value))
-                case 1: changes.append((c.name, nil))
-                default: bad = "APPEND and SUBTRACT apply to list configs, and \(c.name) is not one"
-                }
+            let (code, message): (ErrorCode, String?)
+            switch incrementalChanges(r) {
+            case .failure(let f): (code, message) = (f.code, f.message)
+            case .success(let changes):
+                (code, message) = alterConfigs(type: r.resourceType, name: r.resourceName, changes, replaceAll: false, validateOnly: request.validateOnly)
             }
-            let (code, message) = bad.map { _ in (ErrorCode.invalidConfig, bad) } ??
-                alterConfigs(type: r.resourceType, name: r.resourceName, changes, replaceAll: false, validateOnly: request.validateOnly)
             response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: r.resourceType, resourceName: r.resourceName))
         }
         return frame(response, context)

@@ -361,7 +361,11 @@ extension Broker {
                         r.offset = fetchable()
                     case -2, -4: r.offset = log.logStartOffset
                     case -3:
-                        if let m = log.maxTimestampAndOffset, m.offset < fetchable() { r.offset = m.offset; r.timestamp = m.timestamp }
+                        do {
+                            if let m = try log.recordWithMaxTimestamp(), m.offset < fetchable() { r.offset = m.offset; r.timestamp = m.timestamp }
+                        } catch {
+                            r.errorCode = ErrorCode.kafkaStorageError.rawValue
+                        }
                     case -5: r.offset = -1
                     default:
                         do {

@@ -211,7 +211,7 @@ extension Broker {
             guard let g = all[id] else {
                 // Kafka describes an unknown group as Dead with no members.
                 response.groups.append(.init(groupId: id, groupState: "Dead", protocolType: "", protocolData: "",
-                                             authorizedOperations: Self.authorizedOperationsUnknown))
+                                             authorizedOperations: request.includeAuthorizedOperations ? Self.groupOperations : Self.authorizedOperationsUnknown))
                 continue
             }
             response.groups.append(.init(
@@ -220,7 +220,7 @@ extension Broker {
                     .init(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
                           memberMetadata: m.protocols.first { $0.name == g.protocolName }?.metadata ?? [], memberAssignment: m.assignment)
                 },
-                authorizedOperations: Self.authorizedOperationsUnknown))
+                authorizedOperations: request.includeAuthorizedOperations ? Self.groupOperations : Self.authorizedOperationsUnknown))
         }
         return frame(response, context)
     }

@@ -105,6 +105,44 @@ public struct BrokerConfig: Sendable {
         "sluice.cache.drop.behind.bytes": "sluice.cache.drop.behind.bytes",
     ]
 
+    /// Broker configs Kafka lets AlterConfigs change at run time besides the topic defaults above
+    /// (its DynamicBrokerConfig set: TLS stores, SASL login, thread pools, connection limits,
+    /// cleaner I/O, producer-state expiry, metric reporters). Sluice stores them in the metadata log
+    /// and reports them in DescribeConfigs; what each does here is in docs/configuration.md.
+    static let dynamicBrokerConfigs: Set<String> = [
+        "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+        "ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.type", "ssl.truststore.location",
+        "ssl.truststore.password", "ssl.truststore.certificates", "ssl.protocol", "ssl.provider", "ssl.cipher.suites",
+        "ssl.enabled.protocols", "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm",
+        "ssl.endpoint.identification.algorithm", "ssl.secure.random.implementation", "ssl.client.auth",
+        "ssl.engine.factory.class", "principal.builder.class",
+        "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config", "sasl.enabled.mechanisms", "sasl.kerberos.service.name",
+        "sasl.kerberos.kinit.cmd", "sasl.kerberos.ticket.renew.window.factor", "sasl.kerberos.ticket.renew.jitter",
+        "sasl.kerberos.min.time.before.relogin", "sasl.kerberos.principal.to.local.rules",
+        "sasl.login.refresh.window.factor", "sasl.login.refresh.window.jitter", "sasl.login.refresh.min.period.seconds",
+        "sasl.login.refresh.buffer.seconds",
+        "log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.load.factor",
+        "log.cleaner.io.buffer.size", "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms",
+        "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir", "background.threads",
+        "num.network.threads", "metric.reporters", "max.connections", "max.connection.creation.rate",
+        "max.connections.per.ip", "max.connections.per.ip.overrides", "producer.id.expiration.ms",
+        "transaction.partition.verification.enable", "leader.replication.throttled.rate",
+        "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second", "config.providers",
+    ]
+
+    /// Of those, the ones Kafka takes only for one broker (a listener's TLS and SASL settings),
+    /// never as the cluster-wide default (resource name "").
+    static let perBrokerConfigs: Set<String> = dynamicBrokerConfigs.filter {
+        ($0.hasPrefix("ssl.") || $0.hasPrefix("sasl.") || $0 == "principal.builder.class")
+    }
+
+    /// List-typed configs: IncrementalAlterConfigs may APPEND to and SUBTRACT from them.
+    static let listConfigs: Set<String> = [
+        "cleanup.policy", "log.cleanup.policy", "follower.replication.throttled.replicas",
+        "leader.replication.throttled.replicas", "ssl.cipher.suites", "ssl.enabled.protocols", "sasl.enabled.mechanisms",
+        "metric.reporters", "config.providers", "sasl.kerberos.principal.to.local.rules",
+    ]
+
     public static let knownBrokerProperties: Set<String> = [
         "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "num.partitions",
         "auto.create.topics.enable", "delete.topic.enable", "socket.request.max.bytes", "max.connections",

@@ -16,7 +16,7 @@ public final class KafkaServer: @unchecked Sendable {
     private var groupClock: RepeatedTask?
     let connections = ConnectionCounter()
     /// Requests received and not yet answered, over all connections (for a graceful stop).
-    let inFlight = ConnectionCounter()
+    let inFlight = RequestCounter()
 
     public init(broker: Broker, group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.broker = broker
@@ -122,6 +122,13 @@ final class ConnectionCounter: @unchecked Sendable {
     }
 }
 
+/// Requests received and not yet answered, over all connections.
+final class RequestCounter: @unchecked Sendable {
+    private let value = NIOLockedValueBox(0)
+    func add(_ n: Int) { value.withLockedValue { $0 += n } }
+    var count: Int { value.withLockedValue { $0 } }
+}
+
 /// Closes a connection idle for connections.max.idle.ms.
 final class IdleCloser: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
@@ -163,10 +170,16 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     let clientHost: String
     let queuedMax: Int
     let logger: Logger
-    let inFlightTotal: ConnectionCounter
+    let inFlightTotal: RequestCounter
     private var nextSequence = 0
     private var nextToWrite = 0
     private var ready: [Int: ResponseFrame?] = [:]
+    /// Requests received but not started: they wait behind a request that must run alone.
+    private var held = CircularBuffer<(ByteBuffer, Int)>()
+    /// Requests started and not yet answered.
+    private var running = 0
+    /// A request that runs alone (anything but Produce and Fetch) is in flight.
+    private var serialRunning = false
     private var readsPaused = false
     private var closing = false
     /// True between a read's first channelRead and its channelReadComplete: responses ready by
@@ -175,7 +188,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var reading = false
     private var flushPending = false
 
-    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: ConnectionCounter, logger: Logger) {
+    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: RequestCounter, logger: Logger) {
         self.inFlightTotal = inFlight
         self.broker = broker
         self.clientHost = clientHost
@@ -191,25 +204,72 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
         let frame = unwrapInboundIn(data)
         let sequence = nextSequence
         nextSequence += 1
+        inFlightTotal.add(1)
+        if held.isEmpty && mayStart(frame) {
+            start(frame, sequence: sequence, context: context)
+        } else {
+            held.append((frame, sequence))
+        }
+        if inFlight >= queuedMax && !readsPaused {
+            readsPaused = true
+        }
+    }
+
+    /// Produce and Fetch run side by side (Produce appends on this loop, in arrival order, before
+    /// its future is made). Every other request changes or reads coordinator state whose
+    /// updates may finish off the loop, so it starts only once everything before it has been
+    /// answered, and holds back what follows, as Kafka serves a connection one request at a time:
+    /// two pipelined OffsetCommits are applied in the order they were sent.
+    private func mayStart(_ frame: ByteBuffer) -> Bool {
+        if serialRunning { return false }
+        return Self.pipelines(frame) || running == 0
+    }
+
+    static func pipelines(_ frame: ByteBuffer) -> Bool {
+        guard let key = frame.getInteger(at: frame.readerIndex, as: Int16.self) else { return false }
+        return key == ApiKey.produce.rawValue || key == ApiKey.fetch.rawValue
+    }
+
+    private func start(_ frame: ByteBuffer, sequence: Int, context: ChannelHandlerContext) {
+        let serial = !Self.pipelines(frame)
+        running += 1
+        if serial { serialRunning = true }
         let loop = context.eventLoop
-        _ = inFlightTotal.open(host: "", max: Int.max, maxPerIp: Int.max)
         broker.handle(frame: frame, eventLoop: loop, clientHost: clientHost)
             .hop(to: loop)
             .assumeIsolatedUnsafeUnchecked()
             .whenComplete { [self] result in
-                inFlightTotal.close(host: "")
+                inFlightTotal.add(-1)
+                running -= 1
+                if serial { serialRunning = false }
                 switch result {
                 case .success(let response):
                     ready[sequence] = .some(response)
                     writeReady(context: context)
+                    startHeld(context: context)
                 case .failure:
                     // Kafka closes the connection on requests it cannot parse or serve.
                     closing = true
+                    dropHeld()
                     context.close(promise: nil)
                 }
             }
-        if inFlight >= queuedMax && !readsPaused {
-            readsPaused = true
+    }
+
+    private func dropHeld() {
+        inFlightTotal.add(-held.count)
+        held.removeAll()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        dropHeld()
+        context.fireChannelInactive()
+    }
+
+    private func startHeld(context: ChannelHandlerContext) {
+        while !closing, let (frame, sequence) = held.first, mayStart(frame) {
+            held.removeFirst()
+            start(frame, sequence: sequence, context: context)
         }
     }
 

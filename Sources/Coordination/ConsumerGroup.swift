@@ -118,11 +118,17 @@ public struct ConsumerGroup: Sendable {
         }
         var id = memberId
         var staticRestart = false
+        var fenced: [Outcome] = []
+        let wasEmpty = members.isEmpty
         if let instance = groupInstanceId, let existing = members.values.first(where: { $0.groupInstanceId == instance }) {
             if memberId.isEmpty {
-                // A static member restarted: it takes its old slot under a new member id.
+                // A static member restarted (or a second process took its instance id): it takes
+                // the slot under a new member id, and the old id is fenced from then on.
                 id = newMemberId
+                if existing.awaitingJoin { fenced.append(.joinFailed(memberId: existing.memberId, .fencedInstanceId)) }
+                if existing.awaitingSync { fenced.append(.syncFailed(memberId: existing.memberId, .fencedInstanceId)) }
                 replaceMember(existing.memberId, with: id)
+                members[id]!.awaitingSync = false
                 staticRestart = true
             } else if memberId != existing.memberId {
                 return fail(.fencedInstanceId)
@@ -150,8 +156,15 @@ public struct ConsumerGroup: Sendable {
         let isNew = members[id] == nil
         members[id] = member
         if isNew { order.append(id) }
-        if self.protocolType == nil { self.protocolType = protocolType }
+        // An Empty group keeps its protocol type (it lists as a consumer group); the first member
+        // to join it sets it anew.
+        if wasEmpty || self.protocolType == nil { self.protocolType = protocolType }
+        return fenced + completeJoin(of: id, isNew: isNew, changed: changed, staticRestart: staticRestart,
+                                     rebalanceTimeoutMs: rebalanceTimeoutMs, nowMs: nowMs)
+    }
 
+    private mutating func completeJoin(of id: String, isNew: Bool, changed: Bool, staticRestart: Bool,
+                                       rebalanceTimeoutMs: Int32, nowMs: Int64) -> [Outcome] {
         switch state {
         case .stable, .completingRebalance:
             if !isNew && !changed && state == .stable && (id != leaderId || staticRestart) {
@@ -175,8 +188,17 @@ public struct ConsumerGroup: Sendable {
             }
             return tryCompleteJoin(nowMs: nowMs)
         case .dead:
-            return fail(.coordinatorNotAvailable)
+            return [.joinFailed(memberId: id, .coordinatorNotAvailable)]
         }
+    }
+
+    /// Kafka's static-member fencing: a request naming an instance id that now belongs to another
+    /// member id comes from a replaced process, which must stop (FENCED_INSTANCE_ID is fatal).
+    private func isFenced(memberId: String, groupInstanceId: String?) -> Bool {
+        guard let instance = groupInstanceId, let owner = members.values.first(where: { $0.groupInstanceId == instance }) else {
+            return false
+        }
+        return owner.memberId != memberId
     }
 
     private func hasCommonProtocol(with names: [String]) -> Bool {
@@ -223,7 +245,6 @@ public struct ConsumerGroup: Sendable {
             state = .empty
             protocolName = nil
             leaderId = nil
-            protocolType = nil
             return []
         }
         protocolName = chooseProtocol()
@@ -265,6 +286,7 @@ public struct ConsumerGroup: Sendable {
     public mutating func sync(memberId: String, groupInstanceId: String?, generationId: Int32,
                               assignments: [String: [UInt8]], nowMs: Int64) -> [Outcome] {
         func fail(_ e: Error) -> [Outcome] { [.syncFailed(memberId: memberId, e)] }
+        if isFenced(memberId: memberId, groupInstanceId: groupInstanceId) { return fail(.fencedInstanceId) }
         guard members[memberId] != nil else { return fail(.unknownMemberId) }
         if let instance = groupInstanceId, members[memberId]!.groupInstanceId != instance { return fail(.fencedInstanceId) }
         guard generationId == self.generationId else { return fail(.illegalGeneration) }
@@ -290,6 +312,7 @@ public struct ConsumerGroup: Sendable {
     // MARK: - heartbeat, leave, time
 
     public mutating func heartbeat(memberId: String, groupInstanceId: String?, generationId: Int32, nowMs: Int64) -> Error? {
+        if isFenced(memberId: memberId, groupInstanceId: groupInstanceId) { return .fencedInstanceId }
         guard members[memberId] != nil else { return .unknownMemberId }
         if let instance = groupInstanceId, members[memberId]!.groupInstanceId != instance { return .fencedInstanceId }
         members[memberId]!.lastHeartbeatMs = nowMs
@@ -327,7 +350,6 @@ public struct ConsumerGroup: Sendable {
         if members.isEmpty && state != .preparingRebalance {
             state = .empty
             protocolName = nil
-            protocolType = nil
         }
         return out
     }
@@ -347,8 +369,10 @@ public struct ConsumerGroup: Sendable {
 
     /// Whether offsets committed with (generation, member) belong to the current generation.
     /// Generation -1 with no member id is a standalone consumer's commit.
+    /// A commit to a group with members from outside it (an admin client's) is UNKNOWN_MEMBER_ID.
     public func validateCommit(memberId: String, groupInstanceId: String?, generationId: Int32) -> Error? {
-        if generationId < 0 && memberId.isEmpty { return members.isEmpty ? nil : .illegalGeneration }
+        if generationId < 0 && memberId.isEmpty && groupInstanceId == nil && members.isEmpty { return nil }
+        if isFenced(memberId: memberId, groupInstanceId: groupInstanceId) { return .fencedInstanceId }
         guard members[memberId] != nil else { return .unknownMemberId }
         if let instance = groupInstanceId, members[memberId]!.groupInstanceId != instance { return .fencedInstanceId }
         guard generationId == self.generationId else { return .illegalGeneration }

@@ -39,7 +39,8 @@ public final class KafkaClient {
     }
 
     func topics(_ names: [String]?, autoCreate: Bool) throws -> [TopicInfo] {
-        let v = try connection.version(for: .metadata, preferred: 9)
+        // v10+ carries topic ids.
+        let v = try connection.version(for: .metadata, preferred: 12)
         var request = MetadataRequest(allowAutoTopicCreation: autoCreate)
         request.topics = names.map { $0.map { MetadataRequest.MetadataRequestTopic(name: $0) } }
         let response = try connection.send(request, version: v, as: MetadataResponse.self)

@@ -397,7 +397,7 @@ public final class PartitionLog: @unchecked Sendable {
                     if room <= 0 && !(minOneBatch && records.readableBytes == 0) { break }
                     let allowance = records.readableBytes == 0 && minOneBatch ? max(room, 1) : room
                     guard let (position, length) = try segment.slice(from: offset, maxBytes: allowance, upperBound: bound) else { continue }
-                    if records.readableBytes > 0 && length > room { break }
+                    if (records.readableBytes > 0 || !minOneBatch) && length > room { break }
                     var bytes = try segment.readBytes(position: position, length: length)
                     records.writeBuffer(&bytes)
                     if records.readableBytes >= maxBytes { break }
@@ -487,7 +487,8 @@ public final class PartitionLog: @unchecked Sendable {
                 if room <= 0 && !(minOneBatch && total == 0) { break }
                 let allowance = total == 0 && minOneBatch ? max(room, 1) : room
                 guard let (position, length) = try segment.slice(from: offset, maxBytes: allowance, upperBound: bound) else { continue }
-                if total > 0 && length > room { break }
+                // Only the first batch of a read that may exceed its budget is let past it.
+                if (total > 0 || !minOneBatch) && length > room { break }
                 let fd = dup(try segment.files().log.descriptor)
                 if fd < 0 {
                     for s in slices { Glibc.close(s.descriptor) }
@@ -558,6 +559,23 @@ public final class PartitionLog: @unchecked Sendable {
             }
             return best
         }
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (KIP-734): the first record carrying the log's largest
+    /// timestamp, found inside its batch (the segment tracks only the batch's last offset). A
+    /// LogAppendTime batch stamps every record alike, so its first record is the answer.
+    public func recordWithMaxTimestamp() throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
+        guard let (batchOffset, timestamp) = maxTimestampAndOffset else { return nil }
+        var batches = RecordBatchSequence(try read(from: batchOffset, maxBytes: 1).records)
+        guard let batch = batches.next(), batch.baseOffset <= batchOffset, batchOffset <= batch.lastOffset else {
+            return (batchOffset, timestamp)
+        }
+        if batch.isLogAppendTime { return (batch.baseOffset, timestamp) }
+        guard let records = try? batch.records() else { return (batchOffset, timestamp) }
+        for r in records where batch.baseTimestamp + r.timestampDelta == timestamp {
+            return (batch.baseOffset + Int64(r.offsetDelta), timestamp)
+        }
+        return (batchOffset, timestamp)
     }
 
     // MARK: - deletion, retention, truncation

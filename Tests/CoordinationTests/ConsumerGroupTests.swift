@@ -123,8 +123,40 @@ struct ConsumerGroupTests {
         #expect(g.state == .stable)
         #expect(g.sync(memberId: "s2", groupInstanceId: "consumer-1", generationId: 1, assignments: [:], nowMs: 101)
                 == [.synced(memberId: "s2", assignment: [9])])
-        #expect(g.heartbeat(memberId: "s1", groupInstanceId: "consumer-1", generationId: 1, nowMs: 102) != nil)
+        // The replaced process is fenced (fatal to it), not told UNKNOWN_MEMBER_ID, which would
+        // send it back to join with an empty id and take the slot again.
+        #expect(g.heartbeat(memberId: "s1", groupInstanceId: "consumer-1", generationId: 1, nowMs: 102) == .fencedInstanceId)
+        #expect(g.sync(memberId: "s1", groupInstanceId: "consumer-1", generationId: 1, assignments: [:], nowMs: 102)
+                == [.syncFailed(memberId: "s1", .fencedInstanceId)])
+        #expect(g.validateCommit(memberId: "s1", groupInstanceId: "consumer-1", generationId: 1) == .fencedInstanceId)
         #expect(Self.join(&g, "s1", instance: "consumer-1", now: 103) == [.joinFailed(memberId: "s1", .fencedInstanceId)])
+        #expect(g.leave(memberId: "s1", groupInstanceId: "consumer-1", nowMs: 104).0 == .fencedInstanceId)
+        #expect(g.heartbeat(memberId: "s2", groupInstanceId: "consumer-1", generationId: 1, nowMs: 105) == nil)
+    }
+
+    @Test("a static member replaced while its JoinGroup is parked gets FENCED_INSTANCE_ID for it")
+    func staticMemberReplacedDuringJoin() {
+        var g = ConsumerGroup(groupId: "g", limits: Self.limits())
+        _ = Self.join(&g, "", new: "s1", instance: "i", now: 0)
+        _ = Self.join(&g, "", new: "b", now: 1)
+        #expect(Self.joined(Self.join(&g, "s1", instance: "i", now: 2)).count == 2)
+        _ = g.sync(memberId: "s1", groupInstanceId: "i", generationId: 2, assignments: [:], nowMs: 3)
+        #expect(g.state == .stable)
+        // s1 re-joins with new metadata (parked until b re-joins), then a second process takes "i".
+        #expect(Self.join(&g, "s1", instance: "i", now: 10, protocols: [(name: "range", metadata: [7])]).isEmpty)
+        let out = Self.join(&g, "", new: "s2", instance: "i", now: 11)
+        #expect(out.first == .joinFailed(memberId: "s1", .fencedInstanceId))
+    }
+
+    @Test("an Empty group keeps its protocol type; the next member to join sets it anew")
+    func emptyGroupKeepsProtocolType() {
+        var g = ConsumerGroup(groupId: "g", limits: Self.limits())
+        _ = Self.join(&g, "", new: "a", now: 0)
+        _ = g.sync(memberId: "a", groupInstanceId: nil, generationId: 1, assignments: [:], nowMs: 0)
+        _ = g.leave(memberId: "a", groupInstanceId: nil, nowMs: 1)
+        #expect(g.state == .empty)
+        #expect(g.protocolType == "consumer")
+        #expect(g.protocolName == nil)
     }
 
     @Test("session timeouts outside the configured range and protocol mismatches are refused")
@@ -156,7 +188,8 @@ struct ConsumerGroupTests {
         #expect(g.validateCommit(memberId: "a", groupInstanceId: nil, generationId: 1) == nil)
         #expect(g.validateCommit(memberId: "a", groupInstanceId: nil, generationId: 0) == .illegalGeneration)
         #expect(g.validateCommit(memberId: "x", groupInstanceId: nil, generationId: 1) == .unknownMemberId)
-        #expect(g.validateCommit(memberId: "", groupInstanceId: nil, generationId: -1) == .illegalGeneration)
+        // An admin client's commit to a group with members: Kafka checks membership first.
+        #expect(g.validateCommit(memberId: "", groupInstanceId: nil, generationId: -1) == .unknownMemberId)
     }
 }
 

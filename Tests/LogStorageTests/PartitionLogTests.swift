@@ -46,6 +46,24 @@ struct PartitionLogTests {
         #expect(offsets == [0, 1, 2, 3])
     }
 
+    @Test("a read that may not exceed its budget returns nothing when the next batch is larger (fetch.max.bytes)")
+    func budgetIsHardWithoutMinOneBatch() throws {
+        let dir = TempDir()
+        let config = Self.smallConfig()
+        let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+        let log = try manager.createLog(topic: "t", partition: 0, config: config, nowMs: 0)
+        _ = try log.append([makeBatch(1, tag: "big", valueBytes: 3000)], nowMs: 0)
+        // A later partition of a fetch whose budget is nearly spent: nothing, not the batch.
+        let slices = try log.readSlices(from: 0, maxBytes: 1000, minOneBatch: false)
+        #expect(slices.slices.isEmpty && slices.bytes == 0)
+        #expect(try log.read(from: 0, maxBytes: 1000, minOneBatch: false).records.readableBytes == 0)
+        // The first partition of a fetch may exceed it by its first batch (KIP-74).
+        let first = try log.readSlices(from: 0, maxBytes: 1000, minOneBatch: true)
+        defer { for s in first.slices { close(s.descriptor) } }
+        #expect(first.bytes > 3000)
+        #expect(try log.read(from: 0, maxBytes: 1000).records.readableBytes > 3000)
+    }
+
     @Test("appends get contiguous offsets across rolls, and every record reads back")
     func appendRollRead() throws {
         let dir = TempDir()
