@@ -158,9 +158,19 @@ def test_fetch_max_bytes_bounds_the_whole_response(sluice):
     for part in (0, 1):
         p.produce("budget", value=value, partition=part)
     assert p.flush(30) == 0
+    # Fetch v4 for both partitions with a response-wide budget of 1,000,000 bytes.
+    body = struct.pack(">iiiib", -1, 0, 1, 1_000_000, 0) + struct.pack(">i", 1) + string("budget") + struct.pack(">i", 2)
+    for part in (0, 1):
+        body += struct.pack(">iqi", part, 0, 1_000_000)
+    with socket.create_connection(("127.0.0.1", sluice.port), timeout=30) as conn:
+        conn.sendall(request(1, 4, 1, body))
+        _, response = Reader(conn).response()
+    sizes = fetch_v4_record_sizes(response)
+    assert sizes[0] > 900_000, "the first partition's batch may exceed the budget"
+    assert sizes[1] == 0, f"the second partition's batch went past the budget: {sizes}"
+    # And a real consumer with that budget reads both records.
     c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "budget", "auto.offset.reset": "earliest",
-                  "fetch.max.bytes": 1_000_000, "max.partition.fetch.bytes": 1_000_000,
-                  "receive.message.max.bytes": 1_000_000 + 512, "enable.auto.commit": False})
+                  "fetch.max.bytes": 1_000_000, "max.partition.fetch.bytes": 1_000_000, "enable.auto.commit": False})
     c.subscribe(["budget"])
     got = set()
     deadline = time.time() + 30
@@ -172,6 +182,27 @@ def test_fetch_max_bytes_bounds_the_whole_response(sluice):
             got.add(m.partition())
     c.close()
     assert got == {0, 1}
+
+
+def fetch_v4_record_sizes(body):
+    """Fetch v4 response, one topic: {partition: bytes of records}."""
+    pos = 4  # throttle
+    assert struct.unpack(">i", body[pos:pos + 4])[0] == 1
+    pos += 4
+    pos += 2 + struct.unpack(">h", body[pos:pos + 2])[0]
+    count = struct.unpack(">i", body[pos:pos + 4])[0]
+    pos += 4
+    sizes = {}
+    for _ in range(count):
+        partition, error = struct.unpack(">ih", body[pos:pos + 6])
+        assert error == 0
+        pos += 6 + 16
+        aborted = struct.unpack(">i", body[pos:pos + 4])[0]
+        pos += 4 + max(aborted, 0) * 16
+        length = struct.unpack(">i", body[pos:pos + 4])[0]
+        pos += 4 + max(length, 0)
+        sizes[partition] = max(length, 0)
+    return sizes
 
 
 def test_a_replaced_static_member_is_fenced(make_sluice):
