@@ -71,6 +71,8 @@ extension Broker {
                     switch validate(partition.records, version: version, config: log.currentConfig) {
                     case .failure(let failure):
                         fail(failure.code, failure.message)
+                        // KIP-467: which records were refused, so the client fails only those.
+                        result.recordErrors = failure.recordIndexes.map { .init(batchIndex: $0, batchIndexErrorMessage: failure.message) }
                     case .success(let batch):
                         do {
                             // Idempotent producers: check the sequence, append, record, under the
@@ -161,6 +163,9 @@ extension Broker {
             // One pass over the records; compacted topics also refuse records without keys there.
             try batch.validateForAppend(deep: true, requireKeys: config.compacts, decompressedBytesMax: self.config.decompressedBytesMax)
         } catch {
+            if config.compacts, let keyless = Self.keylessRecords(batch, decompressedBytesMax: self.config.decompressedBytesMax) {
+                return .failure(Failure(.invalidRecord, "Compacted topic cannot accept message without key", recordIndexes: keyless))
+            }
             switch error {
             case .compression(.outputExceedsCap): return .failure(Failure(.recordListTooLarge, "\(error)"))
             case .compression, .crcMismatch, .truncated, .invalidLength: return .failure(Failure(.corruptMessage, "\(error)"))
@@ -173,7 +178,21 @@ extension Broker {
     struct Failure: Error {
         var code: ErrorCode
         var message: String?
-        init(_ code: ErrorCode, _ message: String?) { self.code = code; self.message = message }
+        /// The positions in the batch of the records at fault, when only some are (KIP-467).
+        var recordIndexes: [Int32] = []
+        init(_ code: ErrorCode, _ message: String?, recordIndexes: [Int32] = []) {
+            self.code = code
+            self.message = message
+            self.recordIndexes = recordIndexes
+        }
+    }
+
+    /// The positions of the records without a key, if the batch parses and has any (the refused
+    /// batch's slow path: Kafka names each such record in the Produce response).
+    static func keylessRecords(_ batch: RecordBatch, decompressedBytesMax: Int) -> [Int32]? {
+        guard let records = try? batch.records(decompressedBytesMax: decompressedBytesMax) else { return nil }
+        let keyless = records.indices.filter { records[$0].key == nil }.map { Int32($0) }
+        return keyless.isEmpty ? nil : keyless
     }
 
     // MARK: - fetch
