@@ -268,7 +268,7 @@ public final class GroupCommitter: Sendable {
                 case .sync(let plan) where plan.segments.isEmpty:
                     // No dirty file (nothing past the durable offset, e.g. a request beyond a
                     // truncated end): finished at once, since no completion would ever come.
-                    if let error = log.finishSync(plan, error: nil, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) {
+                    if let error = log.finishSync(plan, error: Self.syncDirectory(of: plan), nowMs: Int64(Date().timeIntervalSince1970 * 1000)) {
                         outcome[id] = error
                     }
                 case .sync(let plan):
@@ -281,7 +281,8 @@ public final class GroupCommitter: Sendable {
         // Every dirty segment file of every planned log: one fdatasync each, all in flight at once.
         var files: [(plan: Int, segment: (files: SegmentFiles, path: String))] = []
         for (i, p) in plans.enumerated() { for s in p.plan.segments { files.append((i, s)) } }
-        var errors = [StorageError?](repeating: nil, count: plans.count)
+        // New directory entries first (a rolled or new segment's files): rare, one fsync each.
+        var errors = plans.map { Self.syncDirectory(of: $0.plan) }
         var unsynced = plans.map(\.plan.segments.count)
         // One segment file's fdatasync ended; the log is finished when its last one has.
         func synced(_ file: Int, _ error: StorageError?) {
@@ -329,6 +330,15 @@ public final class GroupCommitter: Sendable {
                 next += chunk
             }
         }
+    }
+}
+
+extension GroupCommitter {
+    /// fsyncs the plan's partition directory if it has entries not yet durable.
+    static func syncDirectory(of plan: PartitionLog.SyncPlan) -> StorageError? {
+        guard let directory = plan.directory else { return nil }
+        do { try FileSystem.syncDirectory(directory) } catch { return .io(error, path: directory) }
+        return nil
     }
 }
 

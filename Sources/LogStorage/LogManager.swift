@@ -27,6 +27,7 @@ public final class LogManager: @unchecked Sendable {
     private let logger: Logger
     /// Bounds the open files of this manager's sealed segments (`sluice.segments.open.max`).
     let fileCache: SegmentFileCache
+    let rollFlusher: RollFlusher
     /// Partition directories found at start whose opening waits for `openDeferred`.
     private var deferred: [(name: String, topic: String, partition: Int32)] = []
     private var recoveryPoints: [String: Int64] = [:]
@@ -39,9 +40,11 @@ public final class LogManager: @unchecked Sendable {
     /// metadata log wait until it is read.
     public init(logDir: String, nowMs: Int64, logger: Logger = Logger(label: "sluice.storage"),
                 openSegmentsLimit: Int = LogManager.defaultOpenSegmentsLimit,
+                rollFlusher: RollFlusher = .background,
                 deferring: (String) -> Bool = { _ in false },
                 configFor: (String) -> LogConfig) throws(StorageError) {
         self.logDir = logDir
+        self.rollFlusher = rollFlusher
         fileCache = SegmentFileCache(limit: openSegmentsLimit)
         self.logger = logger
         do { try Directory.create(logDir) } catch { throw error.at(logDir) }
@@ -78,7 +81,7 @@ public final class LogManager: @unchecked Sendable {
         let log = try PartitionLog(
             topic: topic, partition: partition, directory: "\(logDir)/\(name)", config: config,
             logStartOffset: logStarts[name] ?? 0, recoveryPoint: recoveryPoints[name] ?? 0, clean: hadCleanShutdown,
-            nowMs: nowMs, logger: logger, fileCache: fileCache)
+            nowMs: nowMs, logger: logger, fileCache: fileCache, rollFlusher: rollFlusher)
         log.lock.withLock { log._cleanedUpTo = cleanedUpTo[name] ?? 0 }
         lock.withLock { logs[name] = log }
     }
@@ -122,7 +125,7 @@ public final class LogManager: @unchecked Sendable {
                 try FileSystem.syncDirectory(logDir)
             } catch { throw error.at(dir) }
             let log = try PartitionLog(topic: topic, partition: partition, directory: dir, config: config,
-                                       logStartOffset: 0, recoveryPoint: 0, clean: true, nowMs: nowMs, logger: logger, fileCache: fileCache)
+                                       logStartOffset: 0, recoveryPoint: 0, clean: true, nowMs: nowMs, logger: logger, fileCache: fileCache, rollFlusher: rollFlusher)
             logs[name] = log
             return log
         }
@@ -172,7 +175,7 @@ public final class LogManager: @unchecked Sendable {
         try checkpointLock.withStorageLock { () throws(StorageError) in
             if writeRecoveryPoints {
                 try writeIfChanged("\(logDir)/\(Self.recoveryPointFile)",
-                                   all.map { ($0.topic, $0.partition, $0.durableOffset) } + kept(points))
+                                   all.map { ($0.topic, $0.partition, $0.recoveryPoint) } + kept(points))
             }
             try writeIfChanged("\(logDir)/\(Self.logStartFile)", all.map { ($0.topic, $0.partition, $0.logStartOffset) } + kept(starts))
             let cleaner = (all.map { ($0.topic, $0.partition, $0.cleanedUpTo) } + kept(cleaned)).filter { $0.2 > 0 }

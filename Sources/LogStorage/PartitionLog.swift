@@ -14,6 +14,7 @@ public final class PartitionLog: @unchecked Sendable {
     public let topic: String
     /// The log manager's bound on open sealed-segment files, shared by all its logs.
     let fileCache: SegmentFileCache
+    let rollFlusher: RollFlusher
     public let partition: Int32
     public let directory: String
     public var name: String { "\(topic)-\(partition)" }
@@ -24,6 +25,13 @@ public final class PartitionLog: @unchecked Sendable {
     var segments: [LogSegment]
     var _logStartOffset: Int64
     private var _durableOffset: Int64
+    /// Entries made in the partition directory (a new segment's files, a `.txnindex`), counted;
+    /// a flush fsyncs the directory before it calls data in them durable (Kafka's flushDir).
+    private var directoryChanges = 0
+    private var directorySynced = 0
+    /// Base offsets of rolled segments whose log and indexes the roll flush has not synced yet:
+    /// the recovery point stays below them.
+    private var rollsUnflushed: Set<Int64> = []
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
     var closed = false
@@ -55,8 +63,10 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     init(topic: String, partition: Int32, directory: String, config: LogConfig, logStartOffset: Int64,
-         recoveryPoint: Int64, clean: Bool, nowMs: Int64, logger: Logger, fileCache: SegmentFileCache) throws(StorageError) {
+         recoveryPoint: Int64, clean: Bool, nowMs: Int64, logger: Logger, fileCache: SegmentFileCache,
+         rollFlusher: RollFlusher = .background) throws(StorageError) {
         self.fileCache = fileCache
+        self.rollFlusher = rollFlusher
         self.topic = topic
         self.partition = partition
         self.directory = directory
@@ -109,8 +119,13 @@ public final class PartitionLog: @unchecked Sendable {
                 // What recovery read may still be only in the page cache (after a process
                 // crash): it is synced before the log calls it durable below.
                 try segment.flush()
-                if truncated > 0 {
-                    if segment.truncatedOnlyZeros {
+                // Zeros past a rolled segment's last batch (its seal's truncation lost) are no
+                // hole when the next segment starts where its batches end.
+                let padding = truncated > 0 && segment.truncatedOnlyZeros
+                if padding && (nextBase == Int64.max || nextBase == segment.nextOffset) {
+                    logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
+                } else if truncated > 0 {
+                    if padding {
                         logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
                     } else {
                         logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
@@ -136,8 +151,15 @@ public final class PartitionLog: @unchecked Sendable {
         }
         segments = keep
         _logStartOffset = max(logStartOffset, keep[0].baseOffset)
-        _durableOffset = clean ? keep.last!.nextOffset : min(recoveryPoint, keep.last!.nextOffset)
-        if !clean { _durableOffset = keep.last!.nextOffset }  // everything that survived recovery is on disk now
+        // Clean: everything was flushed at shutdown; else recovery synced what survived.
+        _durableOffset = keep.last!.nextOffset
+        // A log opened on an empty directory made its first segment's files there.
+        if bases.isEmpty { directoryChanges = 1 }
+        // Recovery synced the files it kept; their entries (made before the crash, perhaps never
+        // synced) must be durable too before anything in them is called durable.
+        if recovering {
+            do { try FileSystem.syncDirectory(directory) } catch { throw error.at(directory) }
+        }
         warnIfDirectUnavailable(keep.last!)
     }
 
@@ -234,12 +256,50 @@ public final class PartitionLog: @unchecked Sendable {
         guard active.size > 0 else { return }
         try active.seal()
         segments.append(try LogSegment(directory: directory, baseOffset: active.nextOffset, config: config, fileCache: fileCache, nowMs: nowMs))
+        directoryChanges += 1
         warnIfDirectUnavailable(segments.last!)
-        // Kafka flushes a segment when it rolls: the rolled segment becomes durable off the
-        // append path (here: the next flush covers it; durability `none` relies on it too).
-        do { try active.flush() } catch {
-            goOffline("fdatasync at roll failed: \(error)")
-            throw error
+        // Kafka flushes a segment when it rolls, off the append path: the rolled segment's log
+        // and indexes, and the directory holding the new one, are synced on the roll-flush
+        // queue. An acknowledgement under `ack` does not wait for it: its own flush syncs every
+        // dirty segment and the directory.
+        rollsUnflushed.insert(active.baseOffset)
+        rollFlusher.submit { [self, base = active.baseOffset] in flushRolled(base: base) }
+    }
+
+    private func flushRolled(base: Int64) {
+        flushLock.withLock {
+            let (found, changes) = lock.withLock {
+                (closed || offlineReason != nil ? nil : segments.first { $0.baseOffset == base }, directoryChanges)
+            }
+            if let segment = found {
+                do throws(StorageError) {
+                    try segment.flush()
+                    try syncDirectory(changes)
+                } catch {
+                    // A segment deleted meanwhile (retention, truncation) is no loss.
+                    lock.withLock { if segments.contains(where: { $0 === segment }) { goOffline("fdatasync after roll failed: \(error)") } }
+                }
+            }
+            lock.withLock { _ = rollsUnflushed.remove(base) }
+        }
+    }
+
+    /// fsyncs the partition directory if entries were made since it last was (`changes`: the
+    /// count read with the data to be synced).
+    private func syncDirectory(_ changes: Int) throws(StorageError) {
+        guard lock.withLock({ directorySynced < changes }) else { return }
+        do { try FileSystem.syncDirectory(directory) } catch { throw error.at(directory) }
+        lock.withLock { directorySynced = max(directorySynced, changes) }
+    }
+
+    /// Everything below this offset is durable with its indexes and directory entries: what the
+    /// recovery-point checkpoint records (segments below it are not re-validated after a crash).
+    public var recoveryPoint: Int64 {
+        lock.withLock {
+            // Unsynced entries belong to the newest segment (or its .txnindex), which recovery
+            // re-validates anyway once the point is at its base.
+            let entries = directorySynced == directoryChanges ? Int64.max : segments.last!.baseOffset
+            return min(_durableOffset, entries, rollsUnflushed.min() ?? .max)
         }
     }
 
@@ -275,7 +335,7 @@ public final class PartitionLog: @unchecked Sendable {
     public func flush(upTo offset: Int64? = nil, nowMs: Int64) throws(StorageError) {
         do {
             try flushLock.withStorageLock { () throws(StorageError) in
-                let (target, dirty): (Int64, [LogSegment]) = try lock.withStorageLock { () throws(StorageError) in
+                let (target, dirty, changes): (Int64, [LogSegment], Int) = try lock.withStorageLock { () throws(StorageError) in
                     // A write-behind's staged batches go to the file first (a failed write takes the log offline).
                     if offlineReason == nil {
                         do throws(StorageError) { try segments.last!.drainWrites() } catch {
@@ -284,12 +344,13 @@ public final class PartitionLog: @unchecked Sendable {
                         }
                     }
                     let end = segments.last!.nextOffset
-                    return (end, segments.filter { $0.nextOffset > _durableOffset })
+                    return (end, segments.filter { $0.nextOffset > _durableOffset }, directoryChanges)
                 }
                 if let reason = lock.withLock({ offlineReason }) { throw StorageError.offline(reason) }
                 if let offset, lock.withLock({ _durableOffset }) >= offset { return }
                 do throws(StorageError) {
                     for segment in dirty { try segment.flush() }
+                    try syncDirectory(changes)
                 } catch {
                     // After a failed fdatasync the kernel may have dropped the pages it could not
                     // write and report success the next time: nothing since the last good flush
@@ -312,6 +373,10 @@ public final class PartitionLog: @unchecked Sendable {
         let target: Int64
         /// The dirty segments' open files (held open until the syncs complete) and paths.
         let segments: [(files: SegmentFiles, path: String)]
+        /// The partition directory, when entries made in it are not yet durable, and how many
+        /// changes its sync covers.
+        var directory: String? = nil
+        var directoryChanges = 0
     }
 
     enum SyncStep {
@@ -328,7 +393,9 @@ public final class PartitionLog: @unchecked Sendable {
             do {
                 let dirty = try segments.filter { $0.nextOffset > _durableOffset }.map { (try $0.files(), $0.logPath) }
                 // What the files hold; staged direct-mode batches wait for their write.
-                return .sync(SyncPlan(target: segments.last!.readableNextOffset, segments: dirty))
+                let unsyncedEntries = directorySynced < directoryChanges
+                return .sync(SyncPlan(target: segments.last!.readableNextOffset, segments: dirty,
+                                      directory: unsyncedEntries ? directory : nil, directoryChanges: directoryChanges))
             } catch {
                 return .failed(error.at(directory))  // could not reopen a file: nothing was synced, nothing is lost
             }
@@ -369,6 +436,7 @@ public final class PartitionLog: @unchecked Sendable {
                 return error
             }
             if let offlineReason { return .offline(offlineReason) }
+            if plan.directory != nil { directorySynced = max(directorySynced, plan.directoryChanges) }
             _durableOffset = max(_durableOffset, plan.target)
             unflushedMessages = 0
             lastFlushMs = nowMs
@@ -435,6 +503,7 @@ public final class PartitionLog: @unchecked Sendable {
             guard let segment = segments.last(where: { $0.baseOffset <= entry.lastOffset }) else { return }
             if try segment.txnIndex.entries().contains(where: { $0.lastOffset == entry.lastOffset }) { return }
             try segment.txnIndex.append(entry)
+            directoryChanges += 1  // the first entry creates the file
         }
     }
 
@@ -668,7 +737,6 @@ public final class PartitionLog: @unchecked Sendable {
             closed = true
             for s in segments { for f in s.paths { try? FileSystem.remove(f) } }
             for entry in pendingDeletes { for f in entry.files { try? FileSystem.remove(f) } }
-            segments.removeAll { _ in false }
         }
         try? Directory.removeTree(directory)
     }

@@ -33,7 +33,11 @@ public enum Directory {
         var prefix = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             prefix += "/" + part
-            if mkdir(prefix, permissions) != 0 && errno != EEXIST { throw Errno.current }
+            if mkdir(prefix, permissions) == 0 {
+                FileObservers.created(prefix)
+            } else if errno != EEXIST {
+                throw Errno.current
+            }
         }
     }
 
@@ -42,7 +46,9 @@ public enum Directory {
         for name in try list(path) {
             let child = "\(path)/\(name)"
             if exists(child) { try removeTree(child) } else if unlink(child) != 0 { throw Errno.current }
+            FileObservers.removed(child)
         }
         if rmdir(path) != 0 { throw Errno.current }
+        FileObservers.removed(path)
     }
 }

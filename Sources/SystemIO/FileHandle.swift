@@ -19,7 +19,11 @@ public struct FileHandle: ~Copyable {
         _ path: String, _ options: OpenOptions, permissions: mode_t = 0o644
     ) throws(Errno) -> FileHandle {
         let flags = options.rawValue | O_CLOEXEC
+        // Observers (simulated disks) learn of new directory entries, which a power cut takes
+        // back unless the directory was synced.
+        let creates = FileObservers.isActive && options.contains(.create) && access(path, F_OK) != 0
         let fd = try retryingInterruptsUnowned { Glibc.open(path, flags, permissions) }.get()
+        if creates { FileObservers.created(path) }
         FileObservers.opened(fd, path: path)
         return FileHandle(adopting: fd)
     }
@@ -314,6 +318,7 @@ public enum FileSystem {
         let dir = try FileHandle.open(path, [.readOnly, .directory])
         try dir.sync()
         try dir.close()
+        FileObservers.syncedDirectory(path)
     }
 
     public static func rename(_ from: String, to: String) throws(Errno) {
@@ -328,5 +333,6 @@ public enum FileSystem {
 
     public static func makeDirectory(_ path: String, permissions: mode_t = 0o755) throws(Errno) {
         _ = try retryingInterruptsUnowned { mkdir(path, permissions) }.get()
+        FileObservers.created(path)
     }
 }

@@ -20,6 +20,15 @@ public protocol FileObserver: AnyObject, Sendable {
     /// Path operations are offered to every observer.
     func renamed(_ from: String, to: String)
     func removed(_ path: String)
+    /// A new file or directory at `path` (its entry is durable once its directory is synced).
+    func created(_ path: String)
+    /// The directory at `path` was fsynced: the entries made in it so far are durable.
+    func syncedDirectory(_ path: String)
+}
+
+extension FileObserver {
+    public func created(_ path: String) {}
+    public func syncedDirectory(_ path: String) {}
 }
 
 public enum FileObservers {
@@ -73,6 +82,16 @@ public enum FileObservers {
     static func renamed(_ from: String, to: String) {
         guard active else { return }
         for o in state.withLock({ Array($0.all.values) }) { o.renamed(from, to: to) }
+    }
+
+    static func created(_ path: String) {
+        guard active else { return }
+        for o in state.withLock({ Array($0.all.values) }) { o.created(path) }
+    }
+
+    static func syncedDirectory(_ path: String) {
+        guard active else { return }
+        for o in state.withLock({ Array($0.all.values) }) { o.syncedDirectory(path) }
     }
 
     static func removed(_ path: String) {

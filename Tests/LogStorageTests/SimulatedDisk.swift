@@ -15,8 +15,12 @@ import SystemIO
 /// sync with EIO, after which (as Linux does) the unsynced writes are dropped from the durable
 /// path and a later successful sync does not bring them back.
 ///
-/// Not modelled: mmap'd index files (their contents are rebuilt by recovery past the recovery
-/// point), and directory entries (a created or renamed file is assumed to survive).
+/// Directory entries are modelled too: a file or directory created, renamed or removed under
+/// `root` keeps that change through a power cut only if its directory was fsynced after it; of
+/// the changes not synced, a random prefix survives (a journal replays in order) and the rest are
+/// undone: created files vanish, renamed ones move back, removed ones return.
+///
+/// Not modelled: the contents of mmap'd index files (rebuilt by recovery past the recovery point).
 final class SimulatedDisk: FileObserver, @unchecked Sendable {
     struct Faults: CustomStringConvertible {
         var writeEIO = 0.0
@@ -28,6 +32,13 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
     enum Operation {
         case write(offset: Int, bytes: [UInt8])
         case truncate(Int)
+    }
+
+    /// A change to a directory's entries that is not durable until the directory is synced.
+    enum EntryChange {
+        case created(String)
+        case renamed(from: String, to: String, replaced: File?)
+        case removed(String, File?)
     }
 
     final class File {
@@ -42,6 +53,8 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
         var files: [String: File] = [:]
         var descriptors: [Int32: String] = [:]
         var injected: [String] = []
+        /// Unsynced entry changes per directory, oldest first.
+        var entries: [String: [EntryChange]] = [:]
 
         mutating func roll(_ probability: Double) -> Bool {
             probability > 0 && Double(rng.next() % 1_000_000) / 1_000_000 < probability
@@ -62,6 +75,13 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
 
     private func follows(_ path: String) -> Bool {
         path.hasPrefix(root + "/") && !path.hasSuffix(".index") && !path.hasSuffix(".timeindex")
+    }
+
+    private func under(_ path: String) -> Bool { path.hasPrefix(root + "/") }
+
+    static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return String(path[..<slash])
     }
 
     // MARK: - FileObserver
@@ -99,7 +119,13 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
         state.withLock { s in
             guard let path = s.descriptors[descriptor], let f = s.files[path] else { return nil }
             if s.roll(s.faults.syncEIO) {
-                s.injected.append("EIO syncing \(path), \(f.pending.count) writes dropped")
+                let ops = f.pending.map { op -> String in
+                    switch op {
+                    case .write(let offset, let bytes): "write \(bytes.count)@\(offset)"
+                    case .truncate(let size): "truncate \(size)"
+                    }
+                }
+                s.injected.append("EIO syncing \(path), \(f.pending.count) writes dropped (\(ops.joined(separator: ", ")); durable size \(f.durable.count))")
                 f.pending.removeAll()  // written back never; the next sync will not report it
                 return .ioError
             }
@@ -135,14 +161,30 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
 
     func renamed(_ from: String, to: String) {
         state.withLock { s in
+            let replaced = s.files[to]
             if let f = s.files.removeValue(forKey: from) {
                 if follows(to) { s.files[to] = f }
             }
             for (d, p) in s.descriptors where p == from { s.descriptors[d] = to }
+            if under(to) { s.entries[Self.parent(to), default: []].append(.renamed(from: from, to: to, replaced: replaced)) }
         }
     }
 
-    func removed(_ path: String) { state.withLock { _ = $0.files.removeValue(forKey: path) } }
+    func removed(_ path: String) {
+        state.withLock { s in
+            let f = s.files.removeValue(forKey: path)
+            if under(path) { s.entries[Self.parent(path), default: []].append(.removed(path, f)) }
+        }
+    }
+
+    func created(_ path: String) {
+        guard under(path) else { return }
+        state.withLock { $0.entries[Self.parent(path), default: []].append(.created(path)) }
+    }
+
+    func syncedDirectory(_ path: String) {
+        state.withLock { _ = $0.entries.removeValue(forKey: path) }
+    }
 
     // MARK: - power loss
 
@@ -171,8 +213,65 @@ final class SimulatedDisk: FileObserver, @unchecked Sendable {
                 f.pending.removeAll()
             }
             s.descriptors.removeAll()
-            return report
+            return report + Self.undoEntries(&s)
         }
+    }
+
+    /// Undoes the unsynced entry changes a power cut loses: of each directory's, a random
+    /// prefix is kept. Deeper directories first, so an undone parent takes its children along.
+    private static func undoEntries(_ s: inout State) -> [String] {
+        var report: [String] = []
+        for dir in s.entries.keys.sorted(by: { $0.count > $1.count }) {
+            let changes = s.entries[dir]!
+            let kept = Int(s.rng.next() % UInt64(changes.count + 1))
+            guard kept < changes.count else { continue }
+            report.append("\(dir): kept \(kept) of \(changes.count) unsynced directory entries")
+            for change in changes[kept...].reversed() { undo(change, &s) }
+        }
+        s.entries.removeAll()
+        return report
+    }
+
+    private static func undo(_ change: EntryChange, _ s: inout State) {
+        switch change {
+        case .created(let path):
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                removeTreeQuietly(path)
+                for p in s.files.keys where p.hasPrefix(path + "/") { s.files.removeValue(forKey: p) }
+            } else {
+                unlink(path)
+                s.files.removeValue(forKey: path)
+            }
+        case let .renamed(from, to, replaced):
+            guard access(to, F_OK) == 0 else { return }
+            rename(to, from)
+            if let moved = s.files.removeValue(forKey: to) { s.files[from] = moved }
+            if let replaced {
+                recreate(to, with: replaced.durable)
+                s.files[to] = replaced
+            }
+        case let .removed(path, file):
+            guard let file, access(path, F_OK) != 0, access(parent(path), F_OK) == 0 else { return }
+            recreate(path, with: file.durable)
+            s.files[path] = file
+        }
+    }
+
+    /// rm -r without telling the observers (this one holds its own lock here).
+    private static func removeTreeQuietly(_ path: String) {
+        for name in (try? Directory.list(path)) ?? [] {
+            let child = "\(path)/\(name)"
+            if Directory.exists(child) { removeTreeQuietly(child) } else { unlink(child) }
+        }
+        rmdir(path)
+    }
+
+    private static func recreate(_ path: String, with image: [UInt8]) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd >= 0 { close(fd) }
+        replace(path, with: image)
     }
 
     private static func apply(_ op: Operation, to image: inout [UInt8]) {

@@ -50,13 +50,15 @@ struct SimulatedDiskTests {
         var attempted: Set<String> = []      // every value sent, acknowledged or not
         for round in 0..<3 {
             disk.setFaults(SimulatedDisk.Faults())  // recovery itself runs on a healthy disk
-            let manager = try LogManager(logDir: dir.path, nowMs: 0) { _ in config }
+            // Roll flushes run when the seed says (before a crash, or never), not on a queue.
+            let rollFlusher = RollFlusher.manual()
+            let manager = try LogManager(logDir: dir.path, nowMs: 0, rollFlusher: rollFlusher) { _ in config }
             let log = try manager.log(topic: "sim", partition: 0) ?? manager.createLog(topic: "sim", partition: 0, config: config, nowMs: 0)
 
             // What survived: nothing reported durable is missing, every batch is intact, and
             // every offset holds the value acknowledged for it.
             let end = log.logEndOffset
-            #expect(end >= durable, "\(context), round \(round): log end \(end) below the reported durable offset \(durable); \(disk.injected)")
+            #expect(end >= durable, "\(context), round \(round): log end \(end) below the reported durable offset \(durable); \(disk.injected) \(history)")
             let back = try readAll(log)
             #expect(back.map(\.0) == Array(log.logStartOffset..<end), "\(context): offsets are not contiguous")
             // An append that failed may still have reached the log (as in Kafka, an error is
@@ -97,12 +99,15 @@ struct SimulatedDiskTests {
                 } catch {
                     // A failed append is not acknowledged; the log may have gone offline.
                 }
+                if rng.next() % 4 == 0 { rollFlusher.runPending() }
                 if rng.next() % 10 == 0 { try? log.flush(nowMs: Int64(step)) }
                 if rng.next() % 15 == 0 { try? manager.checkpoint() }
                 durable = max(durable, log.durableOffset)
                 if log.offline != nil { break }
             }
             let crash: Crash = rng.next() % 3 == 0 ? .process : .power
+            if rng.next() % 2 == 0 { rollFlusher.runPending() }
+            rollFlusher.dropPending()
             history.append("round \(round): end \(log.logEndOffset) durable \(log.durableOffset) offline \(log.offline ?? "-") crash \(crash)")
             if crash == .power { history += disk.powerLoss() }
             // .process: the files stay as the page cache has them; unsynced writes can still be
