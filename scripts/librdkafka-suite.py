@@ -11,6 +11,7 @@ that runs `sluice topics` (the Admin API). Results go to a table in docs/compati
 between the librdkafka-suite markers, with the reason for every test that does not pass.
 
 TEST is a test number (0011) or a name substring; none means every test that needs a broker.
+The suite selects tests by number, so the tests that share a number run together.
 The tree is built first if tests/test-runner is missing (./configure, make libs, make -C tests
 build; Debian: libssl-dev zlib1g-dev liblz4-dev libzstd-dev).
 
@@ -140,11 +141,12 @@ class Broker:
         return alive
 
 
-def run_one(runner, name, attempt, stand_in):
-    number = name[:4]
+def run_one(runner, number, names, attempt, stand_in):
+    """Runs every test numbered `number` (the suite selects by number) on one fresh broker;
+    returns a result per test name."""
     os.makedirs(LOGS, exist_ok=True)
-    log_path = os.path.join(LOGS, f"{name}-{attempt}.log")
-    broker = Broker(os.path.join(LOGS, f"{name}-{attempt}.broker.log"))
+    log_path = os.path.join(LOGS, f"{number}-{attempt}.log")
+    broker = Broker(os.path.join(LOGS, f"{number}-{attempt}.broker.log"))
     conf = os.path.join(broker.dir, "test.conf")
     with open(conf, "w") as f:
         f.write(f"bootstrap.servers=127.0.0.1:{broker.port}\n")
@@ -161,24 +163,31 @@ def run_one(runner, name, attempt, stand_in):
     seconds = time.time() - started
     broker_alive = broker.stop()
     output = re.sub(r"\x1b\[[0-9;]*m", "", open(log_path, errors="replace").read())
-    if rc is None:
-        result = "timeout"
-    elif re.search(rf"Test {re.escape(name)} SKIPPED|{re.escape(name)}\s*\|\s*SKIPPED", output):
-        result = "skipped"
-    elif rc == 0:
-        result = "passed"
-    else:
-        result = "failed"
-    detail = ""
-    if result in ("failed", "timeout"):
-        m = re.search(r"### Test \"[^\"]*\" failed at ([^\n]*)\n([^\n]*)", output)
-        detail = (m.group(1).split(" at ")[0] + ": " + m.group(2).strip()) if m else ""
-    if result == "skipped":
-        m = re.search(r"SKIPPING TEST[^:]*: ([^\n]*)|Test " + re.escape(name) + r" SKIPPED[^\n]*\n[^\n]*?([A-Za-z][^\n]*)", output)
-        detail = (m.group(1) or m.group(2) or "").strip() if m else ""
-    if not broker_alive:
-        detail = "BROKER EXITED; " + detail
-    return {"test": name, "attempt": attempt, "result": result, "seconds": round(seconds, 1), "detail": detail[:200]}
+    # The summary table: "| name | STATE | 1.234s | reason".
+    summary = {m.group(1): (m.group(2), m.group(3).strip()) for m in
+               re.finditer(r"^\|\s*(\d{4}_\w+)\s*\|\s*(\w+)\s*\|\s*[\d.]+s\s*\|(.*)$", output, re.M)}
+    failure = re.search(r"### Test \"([^\"]*)\" failed at ([^\n]*)\n([^\n]*)", output)
+    results = []
+    for name in names:
+        state, reason = summary.get(name, ("", ""))
+        if rc is None:
+            result, detail = "timeout", f"no answer within {TIMEOUT} s"
+        elif state == "SKIPPED":
+            result, detail = "skipped", reason
+        elif state == "PASSED":
+            result, detail = "passed", ""
+        elif state == "FAILED" or rc != 0:
+            result = "failed"
+            detail = reason or (f"{failure.group(2).split(' at ')[0]}: {failure.group(3).strip()}" if failure else "see the log")
+        else:
+            result, detail = "skipped", "not run by the suite"
+        if not broker_alive:
+            detail = "BROKER EXITED; " + detail
+        results.append({"test": name, "attempt": attempt, "result": result, "seconds": round(seconds, 1), "detail": detail[:200]})
+    return results
+
+
+FLAGS = {}
 
 
 def why(name, runs):
@@ -190,7 +199,7 @@ def why(name, runs):
     if SHARE_GROUPS.match(name):
         return "share groups (KIP-932) are not served by Sluice"
     if all(r["result"] == "skipped" for r in runs):
-        return "skipped by the suite: " + (runs[0]["detail"] or "its own conditions")
+        return "skipped by the suite: " + (runs[0]["detail"] or f"its flags ({FLAGS.get(name) or 'none'}) or version range")
     return "**open** — " + (next((r["detail"] for r in runs if r["detail"]), "see the log"))
 
 
@@ -249,12 +258,16 @@ def main():
     if wanted:
         tests = [t for t in tests if any(w in t[0] for w in wanted)]
     stand_in = kafka_topics_stand_in(tempfile.mkdtemp(prefix="kafka-path-"))
-    results = []
+    by_number = {}
+    FLAGS.update(dict(tests))
     for name, _ in tests:
+        by_number.setdefault(name[:4], []).append(name)
+    results = []
+    for number, names in sorted(by_number.items()):
         for attempt in range(1, REPEAT + 1):
-            r = run_one(runner, name, attempt, stand_in)
-            results.append(r)
-            print(json.dumps(r), flush=True)
+            for r in run_one(runner, number, names, attempt, stand_in):
+                results.append(r)
+                print(json.dumps(r), flush=True)
     with open(os.path.join(LOGS, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     write_report(results, selected_all=not wanted)
