@@ -21,6 +21,9 @@ public struct BrokerConfig: Sendable {
     public var maxConnectionsPerIp = Int.max
     /// queued.max.requests: requests in flight per connection before reading pauses.
     public var queuedMaxRequests = 500
+    /// queued.max.request.bytes: request bytes in memory over all connections (nil: unbounded,
+    /// Kafka's -1 and its default). Sluice bounds it by default; it must hold the largest request.
+    public var queuedMaxRequestBytes: Int? = 512 * 1024 * 1024
     /// connections.max.idle.ms
     public var connectionsMaxIdleMs: Int64 = 600_000
     /// log.retention.check.interval.ms
@@ -205,6 +208,10 @@ public struct BrokerConfig: Sendable {
         case "max.connections": maxConnections = Int(try int(1))
         case "max.connections.per.ip": maxConnectionsPerIp = Int(try int(1))
         case "queued.max.requests": queuedMaxRequests = Int(try int(1))
+        case "queued.max.request.bytes":
+            let n = try int(-1)
+            guard n == -1 || n > 0 else { throw .invalid("\(key): -1 (unbounded) or a positive number of bytes, got \(value)") }
+            queuedMaxRequestBytes = n == -1 ? nil : Int(n)
         case "connections.max.idle.ms": connectionsMaxIdleMs = try int(-1)
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(1)
         case "log.flush.offset.checkpoint.interval.ms": recoveryPointCheckpointIntervalMs = try int(0)

@@ -28,12 +28,14 @@ public final class KafkaServer: @unchecked Sendable {
     public func start() throws -> Int {
         let config = broker.config
         BodyPool.setLimit(bytes: config.socketReceivePoolBytes)
+        // queued.max.request.bytes: reserved by the frame receiver, returned once answered.
+        let memory = config.socketReceive == "frames" ? RequestMemory(limit: config.queuedMaxRequestBytes) : nil
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: config.socketReceive == "frames" ? UInt(1) : UInt(16))
-            .childChannelInitializer { [broker, logger, connections, inFlight] channel in
+            .childChannelInitializer { [broker, logger, connections, inFlight, memory] channel in
                 let host = channel.remoteAddress?.ipAddress ?? "?"
                 guard connections.open(host: host, max: config.maxConnections, maxPerIp: config.maxConnectionsPerIp) else {
                     logger.warning("refusing connection from \(host): max.connections reached")
@@ -55,12 +57,12 @@ public final class KafkaServer: @unchecked Sendable {
                         // buffers it is given, which must not be large frame bodies.
                         let state = FrameReceiveState(bodyAllocator: BodyPool.allocator)
                         try channel.syncOptions?.setOption(.recvAllocator, value: FrameReceiveAllocator(state: state))
-                        try sync.addHandler(FrameReceiver(frames: frames, state: state, lowWater: Self.setReceiveLowWater))
+                        try sync.addHandler(FrameReceiver(frames: frames, state: state, memory: memory, lowWater: Self.setReceiveLowWater))
                     } else {
                         try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
                     }
                     try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests,
-                                                       inFlight: inFlight, logger: logger))
+                                                       inFlight: inFlight, memory: memory, logger: logger))
                 }
             }
         let channel = try bootstrap.bind(host: config.listenerHost, port: config.listenerPort).wait()
@@ -188,8 +190,12 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var reading = false
     private var flushPending = false
 
-    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: RequestCounter, logger: Logger) {
+    /// The request budget the frame receiver reserved each frame's bytes from.
+    let memory: RequestMemory?
+
+    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: RequestCounter, memory: RequestMemory?, logger: Logger) {
         self.inFlightTotal = inFlight
+        self.memory = memory
         self.broker = broker
         self.clientHost = clientHost
         self.queuedMax = queuedMax
@@ -232,6 +238,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func start(_ frame: ByteBuffer, sequence: Int, context: ChannelHandlerContext) {
         let serial = !Self.pipelines(frame)
+        let bytes = frame.readableBytes
         running += 1
         if serial { serialRunning = true }
         let loop = context.eventLoop
@@ -240,6 +247,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
             .assumeIsolatedUnsafeUnchecked()
             .whenComplete { [self] result in
                 inFlightTotal.add(-1)
+                memory?.release(bytes)
                 running -= 1
                 if serial { serialRunning = false }
                 switch result {
@@ -258,6 +266,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func dropHeld() {
         inFlightTotal.add(-held.count)
+        memory?.release(held.reduce(0) { $0 + $1.0.readableBytes })
         held.removeAll()
     }
 

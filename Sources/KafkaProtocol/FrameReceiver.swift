@@ -20,9 +20,10 @@ import NIOCore
 ///
 /// Only for plaintext connections whose bytes reach this handler exactly as the socket read them
 /// (a TLS handler in front would see the armed buffer as ciphertext).
-public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
+public final class FrameReceiver: ChannelDuplexHandler, @unchecked Sendable {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = NIOAny
 
     /// Bodies missing fewer bytes than this are assembled by copying (cheap, and it saves a read).
     public static let armBytesMinDefault = 32 * 1024
@@ -39,14 +40,27 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
     private var assemblySize = 0
     private var failed = false
     private var lowWaterSet = false
+    /// The broker-wide request budget; a frame's size is taken from it before its body is read.
+    let memory: RequestMemory?
+    /// The frame being received has its size reserved (returned by whoever answers it, or here
+    /// if the connection closes before it is complete).
+    private var reservedForCurrent = 0
+    /// Bytes read but not yet split, held while the next frame waits for memory.
+    private var stalled: ByteBuffer?
 
     public init(frames: FrameDecoder = FrameDecoder(), state: FrameReceiveState = FrameReceiveState(),
-                armBytesMin: Int = FrameReceiver.armBytesMinDefault,
+                armBytesMin: Int = FrameReceiver.armBytesMinDefault, memory: RequestMemory? = nil,
                 lowWater: @escaping (ChannelHandlerContext, Int) -> Void = { _, _ in }) {
         self.frames = frames
         self.state = state
         self.armBytesMin = armBytesMin
+        self.memory = memory
         self.lowWater = lowWater
+    }
+
+    /// Reading pauses while a frame waits for memory.
+    public func read(context: ChannelHandlerContext) {
+        if stalled == nil { context.read() }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -70,6 +84,7 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                     lowWater(context, state.assemblyMissing)
                     return
                 }
+                reservedForCurrent = 0
                 context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: armed.size)!))
             } else {
                 // These bytes did not come through FrameReceiveAllocator: assemble by copying.
@@ -80,6 +95,10 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 assembly = body
                 assemblySize = armed.size
             }
+        }
+        if stalled != nil {
+            stalled!.writeBuffer(&buffer)
+            return
         }
         do {
             try consume(&buffer, context: context)
@@ -106,14 +125,25 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
                 lowWaterSet = false
                 lowWater(context, 1)
             }
+            reservedForCurrent = 0
             context.fireChannelRead(wrapInboundOut(body))
         }
         while buffer.readableBytes > 0 {
+            let start = buffer.readerIndex
+            let partialHeader = headerBytes
             guard let size = try nextSize(&buffer) else { return }
+            if let memory, !memory.reserve(size, whenFree: resumer(context)) {
+                // Wait for memory with the prefix unread, then start again from it.
+                headerBytes = partialHeader
+                buffer.moveReaderIndex(to: start)
+                stalled = buffer.readSlice(length: buffer.readableBytes)!
+                return
+            }
             if buffer.readableBytes >= size {
                 context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: size)!))
                 continue
             }
+            reservedForCurrent = size
             let missing = size - buffer.readableBytes
             if missing >= armBytesMin {
                 state.armed = (buffer.readSlice(length: buffer.readableBytes)!, size)
@@ -145,11 +175,33 @@ public final class FrameReceiver: ChannelInboundHandler, @unchecked Sendable {
         return Int(raw)
     }
 
+    /// Once memory is returned: split what was held, then read again.
+    private func resumer(_ context: ChannelHandlerContext) -> @Sendable () -> Void {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        return {
+            loop.execute {
+                let (handler, context) = bound.value
+                guard var held = handler.stalled, !handler.failed else { return }
+                handler.stalled = nil
+                do { try handler.consume(&held, context: context) } catch {
+                    handler.failed = true
+                    context.fireErrorCaught(error)
+                    return
+                }
+                if handler.stalled == nil { context.read() }
+            }
+        }
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
-        // A partial frame dies with the connection.
+        // A partial frame dies with the connection, and its memory is returned.
         state.armed = nil
         state.assemblyMissing = 0
         assembly = nil
+        stalled = nil
+        memory?.release(reservedForCurrent)
+        reservedForCurrent = 0
         context.fireChannelInactive()
     }
 }

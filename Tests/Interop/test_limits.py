@@ -168,3 +168,35 @@ def test_memory_stays_bounded_under_hostile_frames(sluice):
                 pass
     produce_and_consume(sluice, "limits2")
     assert rss_mb(sluice) - before < 200, f"RSS grew from {before:.0f} MB to {rss_mb(sluice):.0f} MB"
+
+
+def test_queued_max_request_bytes_bounds_request_memory(make_sluice):
+    """24 connections each declare a 32 MiB request and push 24 MiB of it at once. With
+    queued.max.request.bytes=64 MiB the broker takes two frames' worth into memory and stops
+    reading the rest (their bytes wait in the kernel); without the budget it read all 576 MiB.
+    Once those connections close, a normal client produces and consumes."""
+    s = make_sluice(["queued.max.request.bytes=67108864"]).start()
+    before = rss_mb(s)
+    conns = [socket.create_connection(("127.0.0.1", s.port), timeout=15) for _ in range(24)]
+
+    def push(c):
+        try:
+            c.sendall(struct.pack(">i", 32 << 20) + b"\x01" * (24 << 20))
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=push, args=(c,), daemon=True) for c in conns]
+    for t in threads:
+        t.start()
+    peak = before
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        peak = max(peak, rss_mb(s))
+        time.sleep(0.1)
+    try:
+        assert peak - before < 200, f"RSS grew from {before:.0f} MB to {peak:.0f} MB"
+    finally:
+        for c in conns:
+            c.close()
+    still_serves(s)
+    produce_and_consume(s, "budget")

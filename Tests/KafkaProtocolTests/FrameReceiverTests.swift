@@ -34,6 +34,30 @@ struct FrameReceiverTests {
         return out
     }
 
+    @Test("queued.max.request.bytes: a frame that does not fit waits, unread, until memory is returned")
+    func requestMemoryBudget() throws {
+        let memory = RequestMemory(limit: 100)
+        let handler = FrameReceiver(state: FrameReceiveState(readBytes: 256), armBytesMin: 1024, memory: memory)
+        let channel = EmbeddedChannel(handler: handler)
+        let first = Self.body(80, seed: 1), second = Self.body(60, seed: 2), third = Self.body(10, seed: 3)
+        try channel.writeInbound(channel.allocator.buffer(bytes: Self.frame(first) + Self.frame(second)))
+        #expect(try Self.drain(channel).map { Array($0.readableBytesView) } == [first])
+        #expect(memory.used == 80)
+        // More bytes arrive meanwhile (already read by the socket): they queue behind the stall.
+        try channel.writeInbound(channel.allocator.buffer(bytes: Self.frame(third)))
+        #expect(try Self.drain(channel).isEmpty)
+        memory.release(80)  // the first request was answered
+        channel.embeddedEventLoop.run()
+        #expect(try Self.drain(channel).map { Array($0.readableBytesView) } == [second, third])
+        #expect(memory.used == 70)
+        // A frame larger than the whole budget is still read when nothing else is held.
+        memory.release(70)
+        let huge = Self.body(500, seed: 4)
+        try channel.writeInbound(channel.allocator.buffer(bytes: Self.frame(huge)))
+        #expect(try Self.drain(channel).map(\.readableBytes) == [500])
+        _ = try channel.finish()
+    }
+
     @Test("frames fed one byte at a time, without the allocator, come out whole")
     func dripFeed() throws {
         let bodies = [Self.body(8, seed: 1), Self.body(5000, seed: 2), Self.body(8, seed: 3), Self.body(300, seed: 4)]
