@@ -45,8 +45,15 @@ extension Broker {
                         topics.append((name, t.id, t, .none))
                     } else if !Self.isValidTopicName(name) || name == MetadataStore.logName {
                         topics.append((name, .zero, nil, .invalidTopicException))
-                    } else if allowCreate, let t = try? createTopic(name, partitions: config.numPartitions, configs: [:]) {
-                        topics.append((name, t.id, t, .none))
+                    } else if allowCreate {
+                        do {
+                            let t = try createTopic(name, partitions: config.numPartitions, configs: [:])
+                            topics.append((name, t.id, t, .none))
+                        } catch is PartitionLimitExceeded {
+                            topics.append((name, .zero, nil, .policyViolation))
+                        } catch {
+                            topics.append((name, .zero, nil, .unknownTopicOrPartition))
+                        }
                     } else {
                         topics.append((name, .zero, nil, .unknownTopicOrPartition))
                     }
@@ -98,8 +105,8 @@ extension Broker {
                 fail(.topicAlreadyExists, "topic \(t.name) already exists")
             } else if partitions <= 0 {
                 fail(.invalidPartitions, "the number of partitions must be positive")
-            } else if Int(partitions) > config.partitionsMax - hostedPartitions {
-                fail(.policyViolation, "\(partitions) more partitions would exceed sluice.partitions.max (\(config.partitionsMax))")
+            } else if request.validateOnly && Int(partitions) > config.partitionsMax - hostedPartitions {
+                fail(.policyViolation, "\(PartitionLimitExceeded(requested: Int(partitions), limit: config.partitionsMax))")
             } else if t.replicationFactor != -1 && t.replicationFactor != 1 {
                 fail(.invalidReplicationFactor, "replication factor \(t.replicationFactor) is larger than the 1 available broker")
             } else if let configError {
@@ -108,6 +115,8 @@ extension Broker {
                 do {
                     let created = try createTopic(t.name, partitions: partitions, configs: configs)
                     r.topicId = created.id
+                } catch let error as PartitionLimitExceeded {
+                    fail(.policyViolation, "\(error)")
                 } catch {
                     fail(.kafkaStorageError, "\(error)")
                 }
@@ -160,16 +169,15 @@ extension Broker {
                 if t.count <= topic.partitionCount {
                     r.errorCode = ErrorCode.invalidPartitions.rawValue
                     r.errorMessage = "topic has \(topic.partitionCount) partitions; the new count must be larger"
-                } else if Int(t.count - topic.partitionCount) > config.partitionsMax - hostedPartitions {
+                } else if request.validateOnly && Int(t.count - topic.partitionCount) > config.partitionsMax - hostedPartitions {
                     r.errorCode = ErrorCode.policyViolation.rawValue
-                    r.errorMessage = "\(t.count - topic.partitionCount) more partitions would exceed sluice.partitions.max (\(config.partitionsMax))"
+                    r.errorMessage = "\(PartitionLimitExceeded(requested: Int(t.count - topic.partitionCount), limit: config.partitionsMax))"
                 } else if !request.validateOnly {
                     do {
-                        let now = currentTimeMs()
-                        try metadata.addPartitions(t.name, to: t.count, nowMs: now)
-                        for p in topic.partitionCount..<t.count {
-                            producerStates.created(try logManager.createLog(topic: t.name, partition: p, config: topicConfig(t.name), nowMs: now))
-                        }
+                        try addPartitions(topic, to: t.count)
+                    } catch let error as PartitionLimitExceeded {
+                        r.errorCode = ErrorCode.policyViolation.rawValue
+                        r.errorMessage = "\(error)"
                     } catch {
                         r.errorCode = ErrorCode.kafkaStorageError.rawValue
                         r.errorMessage = "\(error)"

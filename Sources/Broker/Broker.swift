@@ -363,12 +363,33 @@ public final class Broker: @unchecked Sendable {
     func createTopic(_ name: String, partitions: Int32, configs: [String: String]) throws -> TopicMetadata {
         try createLock.withLock {
             if let existing = metadata.topic(name) { return existing }
+            try checkPartitionLimit(adding: Int(partitions))
             let now = currentTimeMs()
             let topic = try metadata.createTopic(name, partitions: partitions, configs: configs, nowMs: now)
             let c = topicConfig(name)
             for p in 0..<partitions { producerStates.created(try logManager.createLog(topic: name, partition: p, config: c, nowMs: now)) }
             logger.info("created topic \(name) with \(partitions) partitions")
             return topic
+        }
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions).
+    func addPartitions(_ topic: TopicMetadata, to count: Int32) throws {
+        try createLock.withLock {
+            try checkPartitionLimit(adding: Int(count - topic.partitionCount))
+            let now = currentTimeMs()
+            try metadata.addPartitions(topic.name, to: count, nowMs: now)
+            for p in topic.partitionCount..<count {
+                producerStates.created(try logManager.createLog(topic: topic.name, partition: p, config: topicConfig(topic.name), nowMs: now))
+            }
+        }
+    }
+
+    /// sluice.partitions.max, checked where partitions are made (whichever request asks: CreateTopics,
+    /// CreatePartitions, or a Metadata request that auto-creates); the caller holds `createLock`.
+    private func checkPartitionLimit(adding count: Int) throws {
+        guard count <= config.partitionsMax - hostedPartitions else {
+            throw PartitionLimitExceeded(requested: count, limit: config.partitionsMax)
         }
     }
 
@@ -387,6 +408,12 @@ public final class Broker: @unchecked Sendable {
     func highWatermark(_ log: PartitionLog) -> Int64 {
         log.currentConfig.durability == .ack ? log.durableOffset : log.writtenOffset
     }
+}
+
+struct PartitionLimitExceeded: Error, CustomStringConvertible {
+    let requested: Int
+    let limit: Int
+    var description: String { "\(requested) more partitions would exceed sluice.partitions.max (\(limit))" }
 }
 
 public enum BrokerError: Error, CustomStringConvertible {

@@ -5,6 +5,8 @@ import struct
 import threading
 import time
 
+import pytest
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import wait_for
@@ -200,3 +202,25 @@ def test_queued_max_request_bytes_bounds_request_memory(make_sluice):
             c.close()
     still_serves(s)
     produce_and_consume(s, "budget")
+
+
+def test_partitions_max_holds_on_every_path_that_creates_partitions(make_sluice):
+    """sluice.partitions.max=3 with num.partitions=2: CreateTopics, CreatePartitions and a
+    producer's auto-creating Metadata request all stop at the limit (auto-create used to skip it)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    s = make_sluice(["sluice.partitions.max=3", "num.partitions=2"]).start()
+    a = AdminClient({"bootstrap.servers": s.bootstrap})
+    a.create_topics([NewTopic("first", 2, 1)])["first"].result(15)
+    p = Producer({"bootstrap.servers": s.bootstrap})
+    md = p.list_topics("auto-one", timeout=10)  # the producer's Metadata allows auto-create
+    assert md.topics["auto-one"].error is not None and md.topics["auto-one"].error.name() == "POLICY_VIOLATION"
+    assert "auto-one" not in a.list_topics(timeout=10).topics
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic("second", 2, 1)])["second"].result(15)
+    assert e.value.args[0].name() == "POLICY_VIOLATION"
+    with pytest.raises(KafkaException) as e:
+        a.create_partitions([NewPartitions("first", 4)])["first"].result(15)
+    assert e.value.args[0].name() == "POLICY_VIOLATION"
+    a.create_partitions([NewPartitions("first", 3)])["first"].result(15)
+    assert len(a.list_topics(timeout=10).topics["first"].partitions) == 3
