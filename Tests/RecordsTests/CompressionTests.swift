@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import CSluice
-import Records
+@testable import Records
 
 @Suite("Compression")
 struct CompressionTests {
@@ -83,6 +83,25 @@ struct CompressionTests {
         let big = try Compression.compress([UInt8](repeating: 7, count: 4 << 20), codec: codec, snappyFraming: .raw)
         #expect(throws: CompressionError.outputExceedsCap(cap: 1000)) {
             _ = try Compression.decompress(big, codec: codec, cap: 1000)
+        }
+    }
+
+    @Test("the output buffer starts at a small multiple of the input, not at the size a frame claims")
+    func outputGrowsFromTheInput() throws {
+        // A 100-byte frame claiming 60 MB (within a 64 MiB cap) gets a 64 KiB buffer first.
+        #expect(Compression.initialCapacity(declared: 60_000_000, inputBytes: 100, cap: 64 << 20) == 64 << 10)
+        #expect(Compression.initialCapacity(declared: 500, inputBytes: 100, cap: 64 << 20) == 500)
+        #expect(Compression.initialCapacity(declared: nil, inputBytes: 1 << 20, cap: 64 << 20) == 4 << 20)
+        #expect(Compression.initialCapacity(declared: nil, inputBytes: 1 << 20, cap: 1 << 20) == 1 << 20)
+        // Doubling lands on a declared size on the way, and stops at the cap.
+        #expect(Compression.nextCapacity(64 << 10, declared: 100_000, cap: 64 << 20) == 100_000)
+        #expect(Compression.nextCapacity(64 << 10, declared: 60_000_000, cap: 64 << 20) == 128 << 10)
+        #expect(Compression.nextCapacity(40 << 20, declared: nil, cap: 64 << 20) == 64 << 20)
+        // Real data far above 4x its compressed size still decodes whole through the growth.
+        for codec in [CompressionCodec.gzip, .snappy, .lz4, .zstd] {
+            let original = [UInt8](repeating: 3, count: 8 << 20)
+            let packed = try Compression.compress(original, codec: codec, snappyFraming: .raw)
+            #expect(try Compression.decompress(packed, codec: codec, cap: 16 << 20) == original)
         }
     }
 
