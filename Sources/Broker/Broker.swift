@@ -402,6 +402,9 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
+    /// Logs this broker has open (user topics, the internal topics and the metadata log).
+    public var openLogCount: Int { logManager.allLogs.count }
+
     /// High watermark: everything appended (in direct mode: written to the segment file, which
     /// is where the fetch reads it), or with durability `ack` everything on disk — a consumer
     /// never sees a record that a crash could take back.

@@ -60,7 +60,14 @@ struct Server: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(2, System.coreCount)))
         let pool = NIOThreadPool(numberOfThreads: min(config.storageThreads, 64))
         pool.start()
+        // Descriptors first (every partition's active segment holds three), then the check of
+        // what the hosted partitions need against what the process may have.
+        let limits = ResourceLimits.raiseAndRead()
         let broker = try Broker(config: config, logger: logger, threadPool: pool)
+        for line in limits.shortfalls(partitions: broker.openLogCount, openSegments: config.openSegmentsMax,
+                                      connections: min(config.maxConnections, 1000)) {
+            logger.warning("\(line)")
+        }
         let server = KafkaServer(broker: broker, group: group, logger: logger)
         let port = try server.start()
         let metricsServer = MetricsServer {
