@@ -446,10 +446,16 @@ extension Broker {
                 var r = OffsetForLeaderEpochResponse.EpochEndOffset(partition: p.partition, leaderEpoch: -1, endOffset: -1)
                 if let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName {
                     // A single node has had one leader epoch, 0, since the partition was created.
-                    if p.currentLeaderEpoch > 0 {
+                    // As Kafka: a client ahead of us (a newer currentLeaderEpoch) is told
+                    // UNKNOWN_LEADER_EPOCH, one behind FENCED_LEADER_EPOCH (-1 skips the check);
+                    // the end offset of epoch 0 is the log end, and of an epoch above ours -1/-1.
+                    let current: Int32 = 0
+                    if p.currentLeaderEpoch > current {
+                        r.errorCode = ErrorCode.unknownLeaderEpoch.rawValue
+                    } else if p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch < current {
                         r.errorCode = ErrorCode.fencedLeaderEpoch.rawValue
-                    } else if p.leaderEpoch >= 0 {
-                        r.leaderEpoch = 0
+                    } else if p.leaderEpoch >= 0 && p.leaderEpoch <= current {
+                        r.leaderEpoch = current
                         r.endOffset = log.logEndOffset
                     }
                 } else {

@@ -395,3 +395,30 @@ def test_topics_describe_prints_the_topic_id(sluice):
     assert f"TopicId: {str(wanted).replace('+', '-').replace('/', '_')}" in out.stdout, out.stdout
     assert "AAAAAAAAAAAAAAAAAAAAAA" not in out.stdout
     assert topic.topics["withid"]
+
+
+def offset_for_leader_epoch_v2(correlation, topic, current_epoch, epoch):
+    body = struct.pack(">i", 1) + string(topic) + struct.pack(">i", 1) + struct.pack(">iii", 0, current_epoch, epoch)
+    return request(23, 2, correlation, body)
+
+
+def test_offset_for_leader_epoch_answers_as_kafka(sluice):
+    """Epoch 0 is this node's only leader epoch: its end offset is the log end; a requested epoch
+    above it is -1/-1; a client with a newer currentLeaderEpoch gets UNKNOWN_LEADER_EPOCH (75)."""
+    create(sluice, "ofle")
+    p = Producer({"bootstrap.servers": sluice.bootstrap})
+    for i in range(5):
+        p.produce("ofle", value=b"%d" % i, partition=0)
+    assert p.flush(15) == 0
+
+    def ask(current_epoch, epoch):
+        with socket.create_connection(("127.0.0.1", sluice.port), timeout=30) as conn:
+            conn.sendall(offset_for_leader_epoch_v2(1, "ofle", current_epoch, epoch))
+            _, body = Reader(conn).response()
+        pos = 4 + 4 + 2 + len("ofle") + 4
+        return struct.unpack(">hiiq", body[pos:pos + 18])  # error, partition, leader epoch, end offset
+
+    assert ask(0, 0) == (0, 0, 0, 5)
+    assert ask(-1, 0) == (0, 0, 0, 5)
+    assert ask(0, 3) == (0, 0, -1, -1)
+    assert ask(2, 0)[0] == 75
