@@ -70,7 +70,8 @@ public final class LogCleaner: @unchecked Sendable {
         let taken = lock.withLock { busy }
         for log in logs where !taken.contains(log.name) && log.currentConfig.compacts {
             let (ratio, overdue) = log.dirtyRatio(nowMs: nowMs, lastStableOffset: lastStableOffset(log))
-            guard ratio > 0, overdue || ratio >= log.currentConfig.minCleanableDirtyRatio else { continue }
+            // Strictly above the ratio, as Kafka: min.cleanable.dirty.ratio=1 never cleans unless overdue.
+            guard ratio > 0, overdue || ratio > log.currentConfig.minCleanableDirtyRatio else { continue }
             let score = overdue ? 2 + ratio : ratio
             if best == nil || score > best!.1 { best = (log, score) }
         }

@@ -362,9 +362,16 @@ def test_kafka_python_describe_log_dirs(sluice):
     p.flush(10)
     p.close()
     admin = KafkaAdminClient(bootstrap_servers=sluice.bootstrap)
-    text = str(admin.describe_log_dirs())
+    brokers = admin.describe_log_dirs()
     admin.close()
-    assert sluice.log_dir in text and "dirs" in text
+    assert [b["broker"] for b in brokers] == [1]
+    [log_dir] = brokers[0]["log_dirs"]
+    assert log_dir["error_code"] == 0 and log_dir["log_dir"] == sluice.log_dir
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"]
+    [topic] = [t for t in log_dir["topics"] if t["name"] == "dirs"]
+    [partition] = topic["partitions"]
+    # One batch of one 100-byte record: the 61-byte batch header, the record's own framing.
+    assert partition["partition_index"] == 0 and 170 <= partition["partition_size"] < 200
 
 
 def test_offsets_topic_partitions_is_configurable(make_sluice):

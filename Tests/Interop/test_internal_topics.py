@@ -72,8 +72,8 @@ def test_the_offsets_topic_is_listed_as_internal_once_a_group_uses_it(sluice):
         assert described[OFFSETS]["is_internal"] is True
         assert described["plain"]["is_internal"] is False
         # DescribeLogDirs lists the offsets topic's partitions with the user topic's.
-        dirs = str(kp.describe_log_dirs())
-        assert OFFSETS in dirs and "plain" in dirs
+        listed = {t["name"]: t["partitions"] for t in kp.describe_log_dirs()[0]["log_dirs"][0]["topics"]}
+        assert len(listed[OFFSETS]) == 50 and len(listed["plain"]) == 1
     finally:
         kp.close()
     consumer = KafkaConsumer(bootstrap_servers=sluice.bootstrap, group_id="pattern", auto_offset_reset="earliest",
