@@ -4,8 +4,9 @@
 # it only calls apt-get when a package is absent. Swift 6.3 itself is assumed present.
 set -euo pipefail
 
-# fio and librdkafka-dev: the experiment and benchmark tooling (fio baselines, kperf).
-packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd kcat fio librdkafka-dev)
+# fio and librdkafka-dev: the experiment and benchmark tooling (fio baselines, kperf). fuse3 and
+# libfuse3-dev: the power-loss test's file system (Tests/PowerLoss). e2fsprogs: the chaos disk.
+packages=(liburing-dev liblz4-dev libzstd-dev libsnappy-dev zlib1g-dev pkg-config lz4 zstd kcat fio librdkafka-dev fuse3 libfuse3-dev e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,7 @@ Workloads (confluent-kafka, an independent client): `append` (idempotent produce
 unique values, drained at the end), `queue` (a consumer group of two members committing after
 each record), `txn` (transactions that commit or abort at random). Faults: `kill` (SIGKILL, then
 restart), `stop` (SIGSTOP longer than the clients' request timeout, then SIGCONT), `diskfull`
-(the log directory is a size-limited tmpfs: filled, held, freed), `torn` (SIGKILL, then a torn
+(the log directory is a small ext4 file system of its own on a loop device: filled, held, freed), `torn` (SIGKILL, then a torn
 batch appended to a segment tail, then restart), `slow` (slowloris and abandoned connections).
 
 Every run prints its seed, its fault schedule and one JSON summary line; the full history goes
@@ -55,7 +55,8 @@ def free_port():
 
 
 class Node:
-    """One broker process with its own log directory (a tmpfs when `disk_mb` is given)."""
+    """One broker process with its own log directory: with `disk_mb`, a small ext4 file system of
+    its own (an image on a loop device), so that a full disk is real and fsyncs reach a disk."""
 
     def __init__(self, binary, workdir, index, overrides, disk_mb=None):
         self.binary = binary
@@ -63,13 +64,19 @@ class Node:
         self.port = free_port()
         self.log_dir = os.path.join(workdir, f"node{index}")
         os.makedirs(self.log_dir, exist_ok=True)
-        self.tmpfs = False
+        self.own_disk = False
         if disk_mb:
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={disk_mb}m", "tmpfs", self.log_dir],
-                               capture_output=True, text=True)
-            self.tmpfs = r.returncode == 0
-            if not self.tmpfs:
-                log(f"node{index}: cannot mount a tmpfs ({r.stderr.strip()}); the diskfull fault is skipped")
+            image = os.path.join(workdir, f"node{index}.ext4")
+            steps = [["truncate", "-s", f"{disk_mb}M", image], ["mkfs.ext4", "-q", "-F", image],
+                     ["mount", "-o", "loop", image, self.log_dir]]
+            for step in steps:
+                r = subprocess.run(step, capture_output=True, text=True)
+                if r.returncode != 0:
+                    log(f"node{index}: cannot make an ext4 disk ({' '.join(step[:2])}: {r.stderr.strip()}); "
+                        "the diskfull fault is skipped")
+                    break
+            else:
+                self.own_disk = True
         self.overrides = overrides
         self.proc = None
         self.stopped = False
@@ -127,7 +134,7 @@ class Node:
 
     def cleanup(self):
         self.terminate()
-        if self.tmpfs:
+        if self.own_disk:
             subprocess.run(["umount", "-l", self.log_dir])
 
 
@@ -149,6 +156,7 @@ class Faults:
         self.rng = rng
         self.workdir = workdir
         self.injected = []
+        self.skipped = []
 
     def node(self):
         return self.rng.choice(self.cluster.nodes)
@@ -157,7 +165,8 @@ class Faults:
         n = self.node()
         started = time.time()
         detail = getattr(self, "_" + kind)(n, hold)
-        self.injected.append({"fault": kind, "node": n.index, "at": round(started, 3), "hold_s": hold, **(detail or {})})
+        entry = {"fault": kind, "node": n.index, "at": round(started, 3), "hold_s": hold, **(detail or {})}
+        (self.skipped if entry.get("skipped") else self.injected).append(entry)
 
     def _kill(self, n, hold):
         log(f"fault: SIGKILL node{n.index}, restart after {hold:.1f}s")
@@ -172,8 +181,8 @@ class Faults:
         n.resume()
 
     def _diskfull(self, n, hold):
-        if not n.tmpfs:
-            log("fault: diskfull skipped (no tmpfs)")
+        if not n.own_disk:
+            log("fault: diskfull skipped (no disk of its own)")
             return {"skipped": True}
         ballast = os.path.join(n.log_dir, "ballast")
         log(f"fault: disk full on node{n.index} for {hold:.1f}s")
@@ -468,7 +477,7 @@ def main():
     ap.add_argument("--binary", default=os.environ.get("SLUICE_BIN", os.path.join(ROOT, ".build", "debug", "sluice")))
     ap.add_argument("--bootstrap", help="an externally run cluster (no faults are injected)")
     ap.add_argument("--brokers", type=int, default=1)
-    ap.add_argument("--disk-mb", type=int, default=512, help="tmpfs size for each node's log dir (diskfull fault)")
+    ap.add_argument("--disk-mb", type=int, default=512, help="size of each node's own ext4 log disk (diskfull fault)")
     ap.add_argument("--durability", default="ack")
     ap.add_argument("--override", action="append", default=[], metavar="K=V",
                     help="a broker property for every node (repeatable), e.g. sluice.io.buffered.submit=ring")
@@ -541,6 +550,7 @@ def main():
         total = sum(anomalies(r) for r in results.values())
         summary.update({
             "faults_injected": len(injector.injected),
+            "faults_skipped": len(injector.skipped),
             "faults": dict(sorted({k: sum(1 for f in injector.injected if f["fault"] == k) for k in faults}.items())),
             "acked": sum(r.get("acked", 0) for r in results.values()) + results.get("txn", {}).get("committed", 0),
             "lost": sum(r.get("lost", 0) for r in results.values()),

@@ -17,8 +17,10 @@ def check_append(acked, log):
 
     lost: acknowledged but not in the log. duplicated: in the log more than once (idempotence
     forbids it). offset_conflicts: the log holds another value at an acknowledged offset.
-    non_monotonic: offsets not strictly increasing in a partition, or one producer's values out
-    of produce order (values end in a per-producer sequence number)."""
+    misplaced: an acknowledged value found, but not where it was acknowledged (a consumer that
+    stored the acknowledged offset would skip or re-read it). non_monotonic: offsets not
+    strictly increasing in a partition, or one producer's values out of produce order (values
+    end in a per-producer sequence number)."""
     where = {}
     counts = Counter()
     conflicts, non_monotonic = [], []
@@ -42,14 +44,31 @@ def check_append(acked, log):
         found = by_offset.get((partition, offset))
         if found is not None and found != value:
             conflicts.append((partition, offset))
+    misplaced = _misplaced(acked, log)
     duplicated = [v for v, n in counts.items() if n > 1]
     return {
         "acked": len(acked), "read": sum(counts.values()),
         "lost": len(lost), "duplicated": len(duplicated), "offset_conflicts": len(conflicts),
-        "non_monotonic": len(non_monotonic),
+        "misplaced": len(misplaced), "non_monotonic": len(non_monotonic),
         "examples": {"lost": _examples(v.decode() for v in lost), "duplicated": _examples(v.decode() for v in duplicated),
-                     "offset_conflicts": _examples(conflicts), "non_monotonic": _examples(non_monotonic)},
+                     "offset_conflicts": _examples(conflicts), "misplaced": _examples(v.decode() for v in misplaced),
+                     "non_monotonic": _examples(non_monotonic)},
     }
+
+
+def _misplaced(acked, log):
+    """Acknowledged values present in the log at a place other than the acknowledged one (every
+    place counts: a value held twice is misplaced if either copy is elsewhere)."""
+    places = defaultdict(set)
+    for partition, entries in log.items():
+        for offset, value in entries:
+            places[value].add((partition, offset))
+    return [v for v, at in acked.items() if places.get(v) and places[v] != {at}]
+
+
+def _duplicated(log):
+    counts = Counter(v for entries in log.values() for _, v in entries)
+    return [v for v, n in counts.items() if n > 1]
 
 
 def check_queue(acked, consumed, log):
@@ -59,7 +78,9 @@ def check_queue(acked, consumed, log):
 
     lost: acknowledged, never delivered to the group. offset_conflicts: one offset delivered
     with two values, or with a value other than the log's. phantom_reads: a delivered record the
-    final log does not hold (read above the high watermark, then lost)."""
+    final log does not hold (read above the high watermark, then lost). duplicated: a value the
+    final log holds twice (the producers are idempotent), so the group was handed it at two
+    offsets. misplaced: as in `check_append`."""
     seen = defaultdict(set)
     for partition, offset, value in consumed:
         seen[(partition, offset)].add(value)
@@ -69,11 +90,15 @@ def check_queue(acked, consumed, log):
     conflicts = [k for k, vs in seen.items() if len(vs) > 1 or (k in by_offset and by_offset[k] not in vs)]
     phantom = [k for k in seen if k not in by_offset]
     redelivered = len(consumed) - len(seen)
+    duplicated = _duplicated(log)
+    misplaced = _misplaced(acked, log)
     return {
         "acked": len(acked), "delivered": len(consumed), "redelivered": redelivered,
         "lost": len(lost), "offset_conflicts": len(conflicts), "phantom_reads": len(phantom),
+        "duplicated": len(duplicated), "misplaced": len(misplaced),
         "examples": {"lost": _examples(v.decode() for v in lost), "offset_conflicts": _examples(conflicts),
-                     "phantom_reads": _examples(phantom)},
+                     "phantom_reads": _examples(phantom), "duplicated": _examples(v.decode() for v in duplicated),
+                     "misplaced": _examples(v.decode() for v in misplaced)},
     }
 
 
@@ -105,7 +130,8 @@ def check_txn(transactions, committed_log):
     }
 
 
-ANOMALIES = ("lost", "duplicated", "offset_conflicts", "non_monotonic", "phantom_reads", "aborted_reads", "partial")
+ANOMALIES = ("lost", "duplicated", "offset_conflicts", "misplaced", "non_monotonic", "phantom_reads", "aborted_reads",
+             "partial")
 
 
 def anomalies(result):

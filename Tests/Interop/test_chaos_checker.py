@@ -31,6 +31,9 @@ def test_append_anomalies():
     assert r["offset_conflicts"] == 1 and r["lost"] == 0
     r = check_append({b"p1-2": (0, 0), b"p1-1": (0, 1)}, {0: [(0, b"p1-2"), (1, b"p1-1")]})
     assert r["non_monotonic"] == 1
+    # An acknowledged value held at another offset than the one it was acknowledged with.
+    r = check_append(acked, {0: [(0, b"p1-1"), (2, b"p1-2")], 1: [(0, b"p1-3")]})
+    assert (r["misplaced"], r["lost"], r["offset_conflicts"], anomalies(r)) == (1, 0, 0, 1)
 
 
 def test_queue_anomalies():
@@ -41,6 +44,13 @@ def test_queue_anomalies():
     assert r["offset_conflicts"] == 1
     r = check_queue(acked, [(0, 0, b"p1-1"), (0, 1, b"p1-2"), (1, 0, b"p1-3"), (1, 5, b"ghost")], log)
     assert r["phantom_reads"] == 1
+    # The log holds one value twice: duplicated (and misplaced, the second copy being elsewhere).
+    twice = {0: [(0, b"p1-1"), (1, b"p1-2"), (2, b"p1-2")], 1: [(0, b"p1-3")]}
+    r = check_queue(acked, [(0, 0, b"p1-1"), (0, 1, b"p1-2"), (0, 2, b"p1-2"), (1, 0, b"p1-3")], twice)
+    assert (r["duplicated"], r["misplaced"], r["lost"]) == (1, 1, 0)
+    moved = {0: [(0, b"p1-1"), (3, b"p1-2")], 1: [(0, b"p1-3")]}
+    r = check_queue(acked, [(0, 0, b"p1-1"), (0, 3, b"p1-2"), (1, 0, b"p1-3")], moved)
+    assert (r["misplaced"], r["duplicated"], anomalies(r)) == (1, 0, 1)
 
 
 def test_txn_anomalies():
