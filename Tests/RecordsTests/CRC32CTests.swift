@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Records
 
@@ -14,9 +15,19 @@ struct CRC32CTests {
         #expect(CRC32C.checksum(of: (0..<32).map { UInt8(31 - $0) }) == 0x113F_DB5C)
     }
 
-    @Test("the SSE4.2 path is in use on this CPU")
-    func hardwareInUse() {
-        #expect(CRC32C.usesHardware, "x86_64 machines here have SSE4.2; the software path would be ~10x slower")
+    /// The CPU's feature flags as the kernel reports them (empty where /proc/cpuinfo has none).
+    static func cpuFlags() -> Set<String> {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+        return Set(line.split(separator: ":").last!.split(separator: " ").map(String.init))
+    }
+
+    @Test("the paths in use are the ones this CPU's features allow (checked against /proc/cpuinfo)")
+    func dispatchFollowsTheCPU() {
+        let flags = Self.cpuFlags()
+        #expect(CRC32C.usesHardware == flags.contains("sse4_2"), "flags: sse4_2 \(flags.contains("sse4_2"))")
+        let folding = flags.contains("sse4_2") && ["avx512f", "avx512bw", "vpclmulqdq", "pclmulqdq"].allSatisfy(flags.contains)
+        #expect(CRC32C.usesFolding == folding)
     }
 
     @Test("hardware equals software for every length 0...4096 at every alignment 0...7, continuing any state")
