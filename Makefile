@@ -1,7 +1,7 @@
 # Sluice — the commands the README names. `make test` is what CI runs (.ci/run).
 SWIFT ?= swift
 
-.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment sim zero-copy
+.PHONY: test deps build release bench clean generate fuzz fuzz-build fuzz-smoke run interop chaos bench-deps bench-micro experiment sim zero-copy rdkafka-suite
 
 ## Install what is missing, build, and run every test.
 test: deps
@@ -38,6 +38,12 @@ CHAOS_OUT ?= .build/chaos
 chaos: deps
 	$(SWIFT) build --product sluice
 	.venv/bin/python Tests/Chaos/chaos.py --seed $(CHAOS_SEED) --duration $(CHAOS_SECONDS) --out $(CHAOS_OUT) $(CHAOS_ARGS)
+
+## librdkafka's own regression suite against fresh Sluice nodes (a librdkafka source tree is needed:
+## LIBRDKAFKA_SRC); RDK_TESTS picks tests ("0011 0030"), RDK_REPEAT repeats each.
+rdkafka-suite: deps
+	$(SWIFT) build -c release --product sluice
+	.venv/bin/python scripts/librdkafka-suite.py $(RDK_TESTS)
 
 ## The simulated-disk storage test for many seeds (64 run in `make test`); SIM_SEED=S replays one.
 SIM_SEEDS ?= 2000
