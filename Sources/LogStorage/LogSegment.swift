@@ -559,14 +559,6 @@ final class LogSegment {
         try f.timeIndex.storage.flush()
     }
 
-    /// Syncs the log file's data only: what durability `ack` needs for the active segment, whose
-    /// indexes recovery rebuilds anyway (rolled segments had their indexes synced at the roll).
-    func flushData() throws(StorageError) {
-        StorageStatistics.countFsync()
-        let f = try files()
-        do { try f.log.dataSync() } catch { throw error.at(logPath) }
-    }
-
     /// Trims indexes and drops preallocated space and direct I/O's block padding (on roll and
     /// close); a sealed segment takes no more appends, and from now on its files may be closed
     /// while idle (`SegmentFileCache`).

@@ -88,60 +88,13 @@ public final class PartitionLog: @unchecked Sendable {
         if loaded.isEmpty {
             loaded.append(try LogSegment(directory: directory, baseOffset: max(0, logStartOffset), config: config, fileCache: fileCache, nowMs: nowMs))
         }
-        // Segments wholly below the recovery point were durable and are trusted after a clean
-        // shutdown; everything else is re-validated batch by batch.
-        var expected = loaded[0].baseOffset
         // A log that went offline after a failed writeback left this marker: its recovery
         // reads from the disk, not from pages the kernel may hold but never wrote. (Reading
         // from the disk every time would be safe too, but costs the disk's read speed on every
         // crash recovery: 2.5 s per GiB here against 0.8 from the page cache.)
         let writebackFailed = Directory.fileExists("\(directory)/\(Self.writebackFailedFile)")
-        var keep: [LogSegment] = []
-        var recovering = false
-        for (i, segment) in loaded.enumerated() {
-            let nextBase = i + 1 < loaded.count ? loaded[i + 1].baseOffset : Int64.max
-            // Segments of a log that is never compacted are contiguous by construction (a roll
-            // starts the next one at the active one's end). A gap after a re-validated segment
-            // means that segment lost its tail (e.g. writes whose writeback failed before a
-            // restart): whatever follows the gap goes too, or the log would serve a hole.
-            if recovering && !config.compacts, let previous = keep.last, segment.baseOffset != previous.nextOffset {
-                for later in loaded[i...] {
-                    logger.warning("recovery drops \(later.logPath): the log before it ends at offset \(previous.nextOffset)")
-                    for f in later.paths { try? FileSystem.remove(f) }
-                }
-                break
-            }
-            if clean || nextBase <= recoveryPoint {
-                try segment.loadClean()
-            } else {
-                recovering = true
-                let truncated = try segment.recover(expectedFirstOffset: expected, fromDisk: writebackFailed)
-                // What recovery read may still be only in the page cache (after a process
-                // crash): it is synced before the log calls it durable below.
-                try segment.flush()
-                // Zeros past a rolled segment's last batch (its seal's truncation lost) are no
-                // hole when the next segment starts where its batches end.
-                let padding = truncated > 0 && segment.truncatedOnlyZeros
-                if padding && (nextBase == Int64.max || nextBase == segment.nextOffset) {
-                    logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
-                } else if truncated > 0 {
-                    if padding {
-                        logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
-                    } else {
-                        logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
-                    }
-                    keep.append(segment)
-                    // Later segments cannot follow a hole: drop them.
-                    for later in loaded[(i + 1)...] {
-                        logger.warning("recovery drops \(later.logPath), which follows a truncated segment")
-                        for f in later.paths { try? FileSystem.remove(f) }
-                    }
-                    break
-                }
-            }
-            keep.append(segment)
-            expected = segment.nextOffset
-        }
+        let (keep, recovering) = try Self.validate(loaded, clean: clean, recoveryPoint: recoveryPoint,
+                                                   fromDisk: writebackFailed, contiguous: !config.compacts, logger: logger)
         // Rolled segments are sealed again: a seal whose truncation did not reach the disk
         // before a crash leaves preallocated space or direct I/O padding behind the last batch.
         for segment in keep.dropLast() { try segment.seal() }
@@ -161,6 +114,60 @@ public final class PartitionLog: @unchecked Sendable {
             do { try FileSystem.syncDirectory(directory) } catch { throw error.at(directory) }
         }
         warnIfDirectUnavailable(keep.last!)
+    }
+
+    /// Recovery's walk over the segments found: those wholly below the recovery point (or all,
+    /// after a clean shutdown) are trusted; every later one is re-validated batch by batch and
+    /// synced. Returns the segments kept and whether any was re-validated.
+    private static func validate(_ loaded: [LogSegment], clean: Bool, recoveryPoint: Int64, fromDisk: Bool, contiguous: Bool,
+                                 logger: Logger) throws(StorageError) -> (keep: [LogSegment], recovering: Bool) {
+        func drop(_ later: ArraySlice<LogSegment>, _ why: String) {
+            for segment in later {
+                logger.warning("recovery drops \(segment.logPath), \(why)")
+                for f in segment.paths { try? FileSystem.remove(f) }
+            }
+        }
+        var expected = loaded[0].baseOffset
+        var keep: [LogSegment] = []
+        var recovering = false
+        for (i, segment) in loaded.enumerated() {
+            let nextBase = i + 1 < loaded.count ? loaded[i + 1].baseOffset : Int64.max
+            // Segments of a log that is never compacted are contiguous by construction (a roll
+            // starts the next one at the active one's end). A gap after a re-validated segment
+            // means that segment lost its tail (e.g. writes whose writeback failed before a
+            // restart): whatever follows the gap goes too, or the log would serve a hole.
+            if recovering && contiguous, let previous = keep.last, segment.baseOffset != previous.nextOffset {
+                drop(loaded[i...], "as the log before it ends at offset \(previous.nextOffset)")
+                break
+            }
+            if clean || nextBase <= recoveryPoint {
+                try segment.loadClean()
+            } else {
+                recovering = true
+                let truncated = try segment.recover(expectedFirstOffset: expected, fromDisk: fromDisk)
+                // What recovery read may still be only in the page cache (after a process
+                // crash): it is synced before the log calls it durable.
+                try segment.flush()
+                if truncated > 0 {
+                    if segment.truncatedOnlyZeros {
+                        logger.info("recovery cut \(truncated) bytes of zeros past the last batch of \(segment.logPath) (zeros written ahead or block padding; no records)")
+                    } else {
+                        logger.warning("recovery truncated \(truncated) bytes of \(segment.logPath) at offset \(segment.nextOffset)")
+                    }
+                    // Zeros past a rolled segment's last batch (its seal's truncation lost) are
+                    // no hole when the next segment starts where its batches end; any other cut is.
+                    let hole = !segment.truncatedOnlyZeros || (nextBase != Int64.max && nextBase != segment.nextOffset)
+                    if hole {
+                        keep.append(segment)
+                        drop(loaded[(i + 1)...], "which follows a truncated segment")
+                        break
+                    }
+                }
+            }
+            keep.append(segment)
+            expected = segment.nextOffset
+        }
+        return (keep, recovering)
     }
 
     // MARK: - offsets
