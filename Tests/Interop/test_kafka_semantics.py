@@ -30,6 +30,14 @@ def create(s, topic, partitions=1, config=None):
         f.result(15)
 
 
+def group_member(s, topic, group):
+    """A consumer in `group`, subscribed to `topic`, once it holds an assignment."""
+    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    wait_for(lambda: c.poll(0.2) is None and c.assignment(), timeout=30, what=f"an assignment in {group}")
+    return c
+
+
 # --- raw requests (non-flexible versions, so they can be written by hand and pipelined) --------
 
 def string(text):
@@ -237,9 +245,7 @@ def test_a_replaced_static_member_is_fenced(make_sluice):
 def test_an_empty_consumer_group_keeps_its_protocol_type(make_sluice):
     s = make_sluice(FAST).start()
     create(s, "emptyg")
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "will-be-empty", "auto.offset.reset": "earliest"})
-    c.subscribe(["emptyg"])
-    wait_for(lambda: c.poll(0.2) is None and c.assignment(), timeout=30, what="assignment")
+    c = group_member(s, "emptyg", "will-be-empty")
     c.commit(offsets=[TopicPartition("emptyg", 0, 0)], asynchronous=False)
     c.close()
     a = admin(s)
@@ -340,9 +346,7 @@ def test_alter_configs_on_the_broker_replaces_the_dynamic_set(sluice):
 def test_admin_commit_to_an_active_group_is_unknown_member(make_sluice):
     s = make_sluice(FAST).start()
     create(s, "activeg")
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "active", "auto.offset.reset": "earliest"})
-    c.subscribe(["activeg"])
-    wait_for(lambda: c.poll(0.2) is None and c.assignment(), timeout=30, what="assignment")
+    c = group_member(s, "activeg", "active")
     from confluent_kafka import ConsumerGroupTopicPartitions
     a = admin(s)
     futures = a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions("active", [TopicPartition("activeg", 0, 3)])])
@@ -374,9 +378,7 @@ def test_authorized_operations_without_an_authorizer_are_all_of_the_resource(mak
     assert cluster.cluster_id
     # Not asked for: none reported.
     assert not a.describe_cluster().result(15).authorized_operations
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "authg", "auto.offset.reset": "earliest"})
-    c.subscribe(["authops"])
-    wait_for(lambda: c.poll(0.2) is None and c.assignment(), timeout=30, what="assignment")
+    c = group_member(s, "authops", "authg")
     group = a.describe_consumer_groups(["authg"], include_authorized_operations=True)["authg"].result(15)
     assert set(group.authorized_operations) == {AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE}
     c.close()
