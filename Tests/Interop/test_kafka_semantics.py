@@ -424,3 +424,57 @@ def test_offset_for_leader_epoch_answers_as_kafka(sluice):
     assert ask(-1, 0) == (0, 0, 0, 5)
     assert ask(0, 3) == (0, 0, -1, -1)
     assert ask(2, 0)[0] == 75
+
+
+def nullable_string(text):
+    return struct.pack(">h", -1) if text is None else string(text)
+
+
+def test_a_pipelined_transaction_runs_in_the_order_it_was_sent(sluice):
+    """AddPartitionsToTxn, a transactional Produce, EndTxn (commit) written back to back on one
+    connection: the produce waits for the partition to be added (else it is refused), the commit
+    for the produce, and a read_committed consumer then sees the records."""
+    create(sluice, "pipe-txn")
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    with socket.create_connection(("127.0.0.1", sluice.port), timeout=30) as conn:
+        reader = Reader(conn)
+        # FindCoordinator v1 (transaction), then InitProducerId v0.
+        conn.sendall(request(10, 1, 1, string("pipe-tid") + struct.pack(">b", 1)))
+        assert struct.unpack(">h", reader.response()[1][4:6])[0] == 0
+        conn.sendall(request(22, 0, 2, string("pipe-tid") + struct.pack(">i", 60000)))
+        body = reader.response()[1]
+        error, producer_id, epoch = struct.unpack(">hqh", body[4:16])
+        assert error == 0
+        batch = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=producer_id,
+                                          producer_epoch=epoch, base_sequence=0, batch_size=1 << 20)
+        for i in range(3):
+            batch.append(i, int(time.time() * 1000), None, b"txn-%d" % i, [])
+        records = bytes(batch.build())
+        add = string("pipe-tid") + struct.pack(">qh", producer_id, epoch) + struct.pack(">i", 1) + string("pipe-txn")
+        add += struct.pack(">ii", 1, 0)
+        produce = nullable_string("pipe-tid") + struct.pack(">hi", -1, 10000) + struct.pack(">i", 1) + string("pipe-txn")
+        produce += struct.pack(">iii", 1, 0, len(records)) + records
+        end = string("pipe-tid") + struct.pack(">qhb", producer_id, epoch, 1)
+        conn.sendall(request(24, 0, 3, add) + request(0, 3, 4, produce) + request(26, 0, 5, end))
+        add_body = reader.response()[1]
+        assert struct.unpack(">h", add_body[-2:])[0] == 0, "AddPartitionsToTxn"
+        produce_body = reader.response()[1]
+        pos = 4 + 2 + len("pipe-txn") + 4 + 4
+        assert struct.unpack(">h", produce_body[pos:pos + 2])[0] == 0, "the transactional produce was refused"
+        assert struct.unpack(">h", reader.response()[1][4:6])[0] == 0, "EndTxn"
+    c = Consumer({"bootstrap.servers": sluice.bootstrap, "group.id": "pipe-txn-check", "auto.offset.reset": "earliest",
+                  "isolation.level": "read_committed", "enable.partition.eof": True})
+    c.assign([TopicPartition("pipe-txn", 0, 0)])
+    values = []
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF and len(values) >= 3:
+                break
+            continue
+        values.append(m.value())
+    c.close()
+    assert values == [b"txn-0", b"txn-1", b"txn-2"]
