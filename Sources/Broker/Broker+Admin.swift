@@ -362,6 +362,8 @@ extension Broker {
                 if let v { do { try probe.set(topicName, v) } catch { return (.invalidConfig, "\(error)") } }
             } else if !BrokerConfig.dynamicBrokerConfigs.contains(k) {
                 return (.invalidConfig, "\(k) cannot be changed dynamically")
+            } else if let v, BrokerConfig.appliedDynamicConfigs.contains(k), (Int64(v) ?? 0) < 1 {
+                return (.invalidConfig, "\(k): expected a positive integer, got \(v)")
             } else if name.isEmpty && BrokerConfig.perBrokerConfigs.contains(k) {
                 return (.invalidRequest, "\(k) is a per-broker config: name the broker id, not the cluster default")
             }

@@ -236,7 +236,7 @@ public final class Broker: @unchecked Sendable {
             lastRecoveryCheckpointMs = now
         }
         groups.expireOffsets(retentionMs: config.offsetsRetentionMs, nowMs: now)
-        producerStates.expire(idleMs: config.producerIdExpirationMs, nowMs: now)
+        producerStates.expire(idleMs: dynamicInt("producer.id.expiration.ms", default: config.producerIdExpirationMs), nowMs: now)
         producerStates.writeSnapshots(logManager.allLogs, force: false)
         if now - lastTransactionSweepMs >= config.transactionAbortIntervalMs {
             lastTransactionSweepMs = now
@@ -400,6 +400,18 @@ public final class Broker: @unchecked Sendable {
             producerStates.forget(topic: name)
             logger.info("deleted topic \(name)")
         }
+    }
+
+    /// A dynamic broker config (AlterConfigs on the broker) that Sluice applies at run time, as an
+    /// integer, else the static value.
+    func dynamicInt(_ key: String, default value: Int64) -> Int64 {
+        metadata.dynamicBrokerConfigs[key].flatMap { Int64($0) } ?? value
+    }
+
+    /// max.connections and max.connections.per.ip, dynamic as in Kafka.
+    var connectionLimits: (total: Int, perIp: Int) {
+        (Int(dynamicInt("max.connections", default: Int64(config.maxConnections))),
+         Int(dynamicInt("max.connections.per.ip", default: Int64(config.maxConnectionsPerIp))))
     }
 
     /// Logs this broker has open (user topics, the internal topics and the metadata log).

@@ -133,6 +133,9 @@ public struct BrokerConfig: Sendable {
         "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second", "config.providers",
     ]
 
+    /// Of those, the ones Sluice applies at run time (the rest are stored and reported).
+    static let appliedDynamicConfigs: Set<String> = ["max.connections", "max.connections.per.ip", "producer.id.expiration.ms"]
+
     /// Of those, the ones Kafka takes only for one broker (a listener's TLS and SASL settings),
     /// never as the cluster-wide default (resource name "").
     static let perBrokerConfigs: Set<String> = dynamicBrokerConfigs.filter {

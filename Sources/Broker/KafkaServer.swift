@@ -37,7 +37,8 @@ public final class KafkaServer: @unchecked Sendable {
             .childChannelOption(.maxMessagesPerRead, value: config.socketReceive == "frames" ? UInt(1) : UInt(16))
             .childChannelInitializer { [broker, logger, connections, inFlight, memory] channel in
                 let host = channel.remoteAddress?.ipAddress ?? "?"
-                guard connections.open(host: host, max: config.maxConnections, maxPerIp: config.maxConnectionsPerIp) else {
+                let limits = broker.connectionLimits
+                guard connections.open(host: host, max: limits.total, maxPerIp: limits.perIp) else {
                     logger.warning("refusing connection from \(host): max.connections reached")
                     return channel.close()
                 }

@@ -89,6 +89,37 @@ def test_max_connections(make_sluice):
         c.close()
 
 
+def test_max_connections_changes_at_run_time(sluice):
+    """max.connections set with IncrementalAlterConfigs (a dynamic broker config in Kafka) limits
+    the connections accepted from then on; deleting it lifts the limit again."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    def alter(op, value=None):
+        a = AdminClient({"bootstrap.servers": sluice.bootstrap})
+        res = ConfigResource("broker", "1", incremental_configs=[ConfigEntry("max.connections", value, incremental_operation=op)])
+        a.incremental_alter_configs([res])[res].result(15)
+    def capacity():
+        """Connections accepted until one is refused (then all closed again)."""
+        conns = []
+        while len(conns) < 10:
+            c = accepted(sluice.port)
+            if c is None:
+                break
+            conns.append(c)
+        for c in conns:
+            c.close()
+        time.sleep(0.2)  # the broker counts a close when it sees it
+        return len(conns)
+    alter(AlterConfigOpType.SET, "3")
+    # Once the admin client's own connection is gone, exactly three are accepted.
+    wait_for(lambda: capacity() == 3, timeout=15, what="three connections accepted with max.connections=3")
+    alter(AlterConfigOpType.DELETE)
+    more = [accepted(sluice.port) for _ in range(6)]
+    assert all(more)
+    for c in more:
+        c.close()
+
+
 def test_max_connections_per_ip(make_sluice):
     s = make_sluice(["max.connections.per.ip=2"]).start()
     mine = [accepted(s.port), accepted(s.port)]
