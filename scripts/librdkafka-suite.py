@@ -16,8 +16,10 @@ The tree is built first if tests/test-runner is missing (./configure, make libs,
 build; Debian: libssl-dev zlib1g-dev liblz4-dev libzstd-dev).
 
 Environment: TEST_KAFKA_VERSION (4.0.0), RDK_REPEAT (runs per test, 1), RDK_TIMEOUT (seconds
-per run, 900), SLUICE_BIN (.build/release/sluice), RDK_OUT (docs/compatibility.md; '-' writes
-no file), RDK_LOGS (.build/librdkafka-suite: one log per run, the broker's beside it).
+per run, 900), SLUICE_BIN (.build/release/sluice; RDK_SLUICE_COMMIT names its commit in the
+table), RDK_OUT (docs/compatibility.md; '-' writes no file), RDK_LOGS (.build/librdkafka-suite:
+one log per run, the broker's beside it). SUBTESTS passes through to the suite (run a test's
+subtests whose names contain it).
 """
 import datetime
 import json
@@ -81,13 +83,15 @@ def build_tree():
 
 
 def tests_needing_a_broker():
-    """(name, flags) of every test in tests/test.c's table that is not local-only."""
+    """(name, flags) of every test in tests/test.c's table that needs a broker and is not manual."""
     text = open(os.path.join(SRC, "tests", "test.c")).read()
     table = text[text.index("struct test tests[] = {"):]
     found = []
     for m in re.finditer(r"_TEST\((\d{4}_\w+),\s*([^,)]*)", table):
         name, flags = m.group(1), m.group(2)
-        if "TEST_F_LOCAL" in flags:
+        # Local tests need no broker; manual ones (8000_idle idles until stopped) the suite only
+        # runs when asked by name.
+        if "TEST_F_LOCAL" in flags or "TEST_F_MANUAL" in flags:
             continue
         found.append((name, flags.strip()))
     return found
@@ -217,7 +221,9 @@ def write_report(results, selected_all):
     by_test = {}
     for r in results:
         by_test.setdefault(r["test"], []).append(r)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    # The commit the broker was built from (RDK_SLUICE_COMMIT when SLUICE_BIN is another build).
+    commit = os.environ.get("RDK_SLUICE_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     counts = {}
     for runs in by_test.values():
         outcome = runs[0]["result"] if len({r["result"] for r in runs}) == 1 else "mixed"

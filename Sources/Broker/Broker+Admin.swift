@@ -229,7 +229,7 @@ extension Broker {
     // MARK: - configs
 
     /// Config sources as DescribeConfigs numbers them.
-    enum ConfigSource: Int8 { case topic = 1, dynamicBroker = 2, staticBroker = 4, defaultConfig = 5 }
+    enum ConfigSource: Int8 { case topic = 1, dynamicBroker = 2, staticBroker = 4, defaultConfig = 5, group = 8 }
 
     func topicDefaults() -> LogConfig { Self.topicDefaults(config.logDefaults, metadata: metadata) }
 
@@ -298,6 +298,8 @@ extension Broker {
                 }
             case 8:
                 entries = []
+            case 32:
+                entries = groupConfigEntries(resource.resourceName)
             default:
                 r.errorCode = ErrorCode.invalidRequest.rawValue
                 r.errorMessage = "unsupported resource type \(resource.resourceType)"
@@ -347,6 +349,8 @@ extension Broker {
             return (.none, nil)
         case 4:
             return alterBrokerConfigs(name: name, changes, replaceAll: replaceAll, validateOnly: validateOnly)
+        case 32:
+            return alterGroupConfigs(group: name, changes, replaceAll: replaceAll, validateOnly: validateOnly)
         default:
             return (.invalidRequest, "unsupported resource type \(type)")
         }
@@ -382,6 +386,39 @@ extension Broker {
         for log in logManager.allLogs where log.topic != MetadataStore.logName && !Self.isInternal(log.topic) {
             log.updateConfig(topicConfig(log.topic))
         }
+        return (.none, nil)
+    }
+
+    /// A group's configs (resource type 32): its own settings, else Kafka's defaults.
+    func groupConfigEntries(_ groupId: String) -> [(name: String, value: String, source: Int8)] {
+        let set = metadata.groupConfigs(groupId)
+        return BrokerConfig.groupConfigs.keys.sorted().map { k in
+            set[k].map { (name: k, value: $0, source: ConfigSource.group.rawValue) }
+                ?? (name: k, value: BrokerConfig.groupConfigs[k]!.defaultValue, source: ConfigSource.defaultConfig.rawValue)
+        }
+    }
+
+    private func alterGroupConfigs(group: String, _ changes: [(String, String?)], replaceAll: Bool, validateOnly: Bool) -> (ErrorCode, String?) {
+        guard !group.isEmpty else { return (.invalidRequest, "a group config needs a group id") }
+        for (k, v) in changes {
+            guard let spec = BrokerConfig.groupConfigs[k] else { return (.invalidConfig, "unknown group config \(k)") }
+            guard let v else { continue }
+            if let range = spec.range {
+                guard let n = Int64(v), range.contains(n) else {
+                    return (.invalidConfig, "\(k) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(v)")
+                }
+            } else if !["latest", "earliest"].contains(v) && !v.hasPrefix("by_duration:") {
+                return (.invalidConfig, "\(k) must be latest, earliest or by_duration:<ISO-8601 duration>, got \(v)")
+            }
+        }
+        if validateOnly { return (.none, nil) }
+        var records = changes
+        if replaceAll {
+            let named = Set(changes.map(\.0))
+            records += metadata.groupConfigs(group).keys.sorted().filter { !named.contains($0) }.map { ($0, nil) }
+        }
+        do { try metadata.setConfigs(resourceType: 32, resource: group, records, nowMs: currentTimeMs()) }
+        catch { return (.kafkaStorageError, "\(error)") }
         return (.none, nil)
     }
 

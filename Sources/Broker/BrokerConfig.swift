@@ -142,6 +142,18 @@ public struct BrokerConfig: Sendable {
         ($0.hasPrefix("ssl.") || $0.hasPrefix("sasl.") || $0 == "principal.builder.class")
     }
 
+    /// Group configs (config resource type 32, KIP-848) with Kafka 4.0's defaults and ranges. They
+    /// belong to the new consumer and share group protocols, which Sluice does not serve yet: they
+    /// are validated, stored and described, and change nothing for classic groups.
+    static let groupConfigs: [String: (defaultValue: String, range: ClosedRange<Int64>?)] = [
+        "consumer.session.timeout.ms": ("45000", 45_000...60_000),
+        "consumer.heartbeat.interval.ms": ("5000", 5_000...15_000),
+        "share.session.timeout.ms": ("45000", 45_000...60_000),
+        "share.heartbeat.interval.ms": ("5000", 5_000...15_000),
+        "share.record.lock.duration.ms": ("30000", 15_000...60_000),
+        "share.auto.offset.reset": ("latest", nil),
+    ]
+
     /// List-typed configs: IncrementalAlterConfigs may APPEND to and SUBTRACT from them.
     static let listConfigs: Set<String> = [
         "cleanup.policy", "log.cleanup.policy", "follower.replication.throttled.replicas",

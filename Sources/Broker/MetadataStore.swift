@@ -28,6 +28,8 @@ public final class MetadataStore: @unchecked Sendable {
     private let logger: Logger
     private var topicsByName: [String: TopicMetadata] = [:]
     private var brokerConfigs: [String: String] = [:]
+    /// Group configs (resource type 32, KIP-848) by group id.
+    private var groupConfigs: [String: [String: String]] = [:]
     private var nextProducerId: Int64 = 0
     private var producerIdBlockEnd: Int64 = 0
 
@@ -53,6 +55,8 @@ public final class MetadataStore: @unchecked Sendable {
     public var topics: [TopicMetadata] { lock.withLock { Array(topicsByName.values) } }
     public func topic(_ name: String) -> TopicMetadata? { lock.withLock { topicsByName[name] } }
     public var dynamicBrokerConfigs: [String: String] { lock.withLock { brokerConfigs } }
+
+    public func groupConfigs(_ groupId: String) -> [String: String] { lock.withLock { groupConfigs[groupId] ?? [:] } }
 
     // MARK: - changes
 
@@ -173,6 +177,9 @@ public final class MetadataStore: @unchecked Sendable {
                 topicsByName[r.resourceName]!.configs[r.name] = r.value
             } else if r.resourceType == 4 {
                 brokerConfigs[r.name] = r.value
+            } else if r.resourceType == 32 {
+                groupConfigs[r.resourceName, default: [:]][r.name] = r.value
+                if groupConfigs[r.resourceName]!.isEmpty { groupConfigs.removeValue(forKey: r.resourceName) }
             }
         case RemoveTopicRecord.apiKey:
             let r = try RemoveTopicRecord.decode(from: &b, version: version)

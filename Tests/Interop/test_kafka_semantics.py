@@ -478,3 +478,27 @@ def test_a_pipelined_transaction_runs_in_the_order_it_was_sent(sluice):
         values.append(m.value())
     c.close()
     assert values == [b"txn-0", b"txn-1", b"txn-2"]
+
+
+def test_group_configs_are_described_and_altered(sluice):
+    """Config resources of type GROUP (KIP-848; librdkafka's 0081 with Kafka 4.0): Kafka's group
+    configs with their defaults, set and deleted with IncrementalAlterConfigs, range-checked."""
+    from confluent_kafka.admin import ResourceType
+    a = admin(sluice)
+    group = ConfigResource(ResourceType.GROUP, "cfg-group")
+    described = a.describe_configs([group])[group].result(15)
+    assert described["consumer.session.timeout.ms"].value == "45000"
+    assert described["consumer.heartbeat.interval.ms"].value == "5000"
+    res = ConfigResource(ResourceType.GROUP, "cfg-group", incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "50000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(15)
+    assert a.describe_configs([group])[group].result(15)["consumer.session.timeout.ms"].value == "50000"
+    res = ConfigResource(ResourceType.GROUP, "cfg-group", incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([res])[res].result(15)
+    assert e.value.args[0].name() == "INVALID_CONFIG"
+    res = ConfigResource(ResourceType.GROUP, "cfg-group", incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    a.incremental_alter_configs([res])[res].result(15)
+    assert a.describe_configs([group])[group].result(15)["consumer.session.timeout.ms"].value == "45000"
