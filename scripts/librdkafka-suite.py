@@ -13,7 +13,8 @@ between the librdkafka-suite markers, with the reason for every test that does n
 TEST is a test number (0011) or a name substring; none means every test that needs a broker.
 The suite selects tests by number, so the tests that share a number run together.
 The tree is built first if tests/test-runner is missing (./configure, make libs, make -C tests
-build; Debian: libssl-dev zlib1g-dev liblz4-dev libzstd-dev).
+build; Debian: libssl-dev zlib1g-dev liblz4-dev libzstd-dev, and rapidjson-dev, without which
+the suite skips 0053, 0098 and 0110).
 
 Environment: TEST_KAFKA_VERSION (4.0.0), RDK_REPEAT (runs per test, 1), RDK_TIMEOUT (seconds
 per run, 900), SLUICE_BIN (.build/release/sluice; RDK_SLUICE_COMMIT names its commit in the
@@ -201,12 +202,13 @@ def why(name, runs):
     number = name[:4]
     if all(r["result"] == "passed" for r in runs):
         return ""
+    if all(r["result"] == "skipped" for r in runs):
+        why_skipped = runs[0]["detail"] or "its own conditions (flags or a broker version range)"
+        return f"skipped by the suite: {why_skipped}" + (f"; {REASONS[number]}" if number in REASONS else "")
     if number in REASONS:
         return REASONS[number]
     if SHARE_GROUPS.match(name):
         return "share groups (KIP-932) are not served by Sluice"
-    if all(r["result"] == "skipped" for r in runs):
-        return "skipped by the suite: " + (runs[0]["detail"] or f"its flags ({FLAGS.get(name) or 'none'}) or version range")
     return "**open** — " + (next((r["detail"] for r in runs if r["detail"]), "see the log"))
 
 
