@@ -335,9 +335,8 @@ RUN_FIELDS = ("seconds", "mb_per_s", "broker_cpu_s_per_gb", "machine_cpu_s_per_g
 
 def run_factor(warmup, broker):
     """How much larger than the base count a counted run must be to last MIN_SECONDS (plus half)
-    at the rate the warm-up run measured: a counted run can go faster than its short warm-up (in
-    make bench at 37d685d two O_DIRECT runs sized with 15 % to spare took 8.9 and 9.6 s). A
-    memory-only broker is capped by MEMORY_ENGINE_BYTES_MAX."""
+    at the rate the warm-up run measured (a counted run can go faster than its short warm-up).
+    A memory-only broker is capped by MEMORY_ENGINE_BYTES_MAX."""
     seconds, records, size = warmup.get("seconds") or 0, warmup.get("records") or 0, warmup.get("bytes") or 0
     if not succeeded(warmup) or seconds <= 0 or records <= 0:
         return 1
