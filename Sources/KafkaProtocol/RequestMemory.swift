@@ -1,5 +1,4 @@
-import NIOConcurrencyHelpers
-import NIOCore
+import Synchronization
 
 /// The broker-wide budget of request bytes in memory (Kafka's `queued.max.request.bytes`). A
 /// frame's declared size is reserved when its length prefix is read, before a buffer of that
@@ -13,17 +12,17 @@ public final class RequestMemory: Sendable {
         var used = 0
         var waiters: [@Sendable () -> Void] = []
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     public init(limit: Int?) { self.limit = limit }
 
-    public var used: Int { state.withLockedValue { $0.used } }
+    public var used: Int { state.withLock { $0.used } }
 
     /// Takes `bytes` if they fit (or nothing else is held: a frame larger than the whole budget
     /// may still be read alone, as socket.request.max.bytes allows it). Otherwise `whenFree`
     /// runs once memory has been returned, and the caller should try again then.
     public func reserve(_ bytes: Int, whenFree: @escaping @Sendable () -> Void) -> Bool {
-        state.withLockedValue { s in
+        state.withLock { s in
             guard let limit, s.used + bytes > limit, s.used > 0 else {
                 s.used += bytes
                 return true
@@ -35,7 +34,7 @@ public final class RequestMemory: Sendable {
 
     public func release(_ bytes: Int) {
         guard bytes > 0 else { return }
-        let wake = state.withLockedValue { s -> [@Sendable () -> Void] in
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
             s.used -= bytes
             defer { s.waiters.removeAll() }
             return s.waiters
