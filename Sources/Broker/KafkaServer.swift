@@ -206,9 +206,13 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     var inFlight: Int { nextSequence - nextToWrite }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
-        reading = true
         let frame = unwrapInboundIn(data)
+        guard !closing else {
+            // Dropped unanswered: its reserved bytes go back to the budget all the same.
+            memory?.release(frame.readableBytes)
+            return
+        }
+        reading = true
         let sequence = nextSequence
         nextSequence += 1
         inFlightTotal.add(1)
