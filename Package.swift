@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The C shim: io_uring, mmap/fallocate/splice helpers, CRC-32C, compression codecs.
@@ -59,11 +60,14 @@ let package = Package(
         ),
         // Pure state machines (consumer groups, later producer state and Raft): no I/O, no clock.
         .target(name: "Coordination", dependencies: ["Records"]),
+        // Who a client is and what it may do, as values: Kafka's ACL model and the standard
+        // authorizer's rules, SCRAM credentials (RFC 5802). No I/O.
+        .target(name: "Security", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // The broker: request handlers wired to storage and metadata, and the NIO server.
         .target(
             name: "Broker",
             dependencies: [
-                "LogStorage", "KafkaProtocol", "Records", "SystemIO", "Coordination",
+                "LogStorage", "KafkaProtocol", "Records", "SystemIO", "Coordination", "Security",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -103,6 +107,7 @@ let package = Package(
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Records", "SystemIO"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"]),
+        .testTarget(name: "SecurityTests", dependencies: ["Security"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(
             name: "BrokerTests",

@@ -13,8 +13,9 @@ same run, the table, Sluice/Tansu ratios) with PNG plots, and results.json besid
                                # Ctrl-C or SIGTERM)
 
 Each broker starts fresh (an empty data directory) for every workload. A throughput workload's
-warm-up run measures the broker's rate; every counted run then moves enough records to last at
-least BENCH_MIN_SECONDS (10) at that rate. Broker CPU is the sum of the nanosecond run-time
+warm-up run measures the broker's rate; each run sizes the next to last BENCH_MIN_SECONDS (10)
+and half again at the rate it measured, and a counted run that still ends sooner is replaced by a
+larger one (at most twice; the report counts such repeats). Broker CPU is the sum of the nanosecond run-time
 counters of the broker's threads (/proc/<pid>/task/*/schedstat) before and after the measured
 step, so CPU-seconds per GB are the broker's alone; the whole machine's busy CPU (/proc/stat,
 client and kernel writeback included) and the bytes the kernel wrote back during the step
@@ -333,17 +334,25 @@ def run_workload(broker, spec, libdir, fsync_supported):
 RUN_FIELDS = ("seconds", "mb_per_s", "broker_cpu_s_per_gb", "machine_cpu_s_per_gb", "written_back_gb", "lat_ms_p99", "rc")
 
 
-def run_factor(warmup, broker):
-    """How much larger than the base count a counted run must be to last MIN_SECONDS (plus half)
-    at the rate the warm-up run measured (a counted run can go faster than its short warm-up).
-    A memory-only broker is capped by MEMORY_ENGINE_BYTES_MAX."""
-    seconds, records, size = warmup.get("seconds") or 0, warmup.get("records") or 0, warmup.get("bytes") or 0
-    if not succeeded(warmup) or seconds <= 0 or records <= 0:
-        return 1
-    factor = max(1.0, 1.5 * MIN_SECONDS / seconds)
-    if broker == "tansu" and size:
-        factor = min(factor, max(1.0, MEMORY_ENGINE_BYTES_MAX / size))
+def rescale(factor, run, base_bytes, broker):
+    """The size factor (over the base count) at which the next counted run lasts MIN_SECONDS plus
+    half, at the rate `run` (made at `factor`) measured; unchanged when the run failed. A
+    memory-only broker is capped by MEMORY_ENGINE_BYTES_MAX."""
+    seconds = run.get("seconds") or 0
+    if not succeeded(run) or seconds <= 0:
+        return factor
+    factor = max(1.0, factor * 1.5 * MIN_SECONDS / seconds)
+    if broker == "tansu" and base_bytes:
+        factor = min(factor, max(1.0, MEMORY_ENGINE_BYTES_MAX / base_bytes))
     return factor
+
+
+def too_short(run, factor, base_bytes, broker):
+    """A successful counted run under MIN_SECONDS that a larger run can replace (not one that the
+    memory cap already holds to its size)."""
+    if not succeeded(run) or (run.get("seconds") or 0) >= MIN_SECONDS:
+        return False
+    return not (broker == "tansu" and base_bytes and factor * base_bytes >= MEMORY_ENGINE_BYTES_MAX)
 
 
 def succeeded(run):
@@ -610,6 +619,17 @@ def workload_lines(results):
     return lines
 
 
+def short_repeats(results):
+    total = sum(sum((w.get("short_repeats") or {}).values()) for w in results["workloads"])
+    return "none was" if total == 0 else f"{total} such repeat(s) in this run"
+
+
+def shortest_run(results):
+    secs = [x.get("seconds") for w in results["workloads"] for name in ("sluice", "tansu")
+            for x in w.get(name + "_runs") or [] if succeeded(x) and x.get("seconds") is not None]
+    return f"{min(secs)} s" if secs else "–"
+
+
 def report(results, out_dir):
     m, lim = results["machine"], results["limits"]
     lines = [
@@ -619,7 +639,9 @@ def report(results, out_dir):
         "ran one after the other on this machine, each fresh for every run, driven by the same kperf",
         "workloads (C, librdkafka " + results.get("librdkafka", "?") + "). Each throughput workload runs once per broker",
         "uncounted (the warm-up, which also measures the broker's rate), then counted " + str(results.get("runs", 1)) + " time(s),",
-        f"each sized to last at least {MIN_SECONDS:.0f} s at that broker's own rate; the table shows the median of the",
+        f"each sized from the run before it to last {MIN_SECONDS:.0f} s and half again at that broker's own rate (a counted",
+        f"run that still ended under {MIN_SECONDS:.0f} s was replaced by a larger one: {short_repeats(results)}); the",
+        "shortest counted run lasted " + shortest_run(results) + ". The table shows the median of the",
         "successful counted runs (by MiB/s) and \"Runs\" lists them all. Broker CPU is the sum of the",
         "broker threads' nanosecond run-time counters over the measured step; \"machine\" is every CPU's busy",
         "time over the same step (the client and the kernel's writeback included), per GB moved. \"GB",
@@ -796,19 +818,32 @@ def bench(reporting_order):
         # paid for the memory Tansu's exit handed back (366-408 MiB/s at 2.1-2.5 CPU-s/GB for
         # 1 KiB acks=all, against 1040-1262 at 0.38-0.46 back to back).
         for name, broker in brokers.items():
-            sized = spec
+            factor, base_bytes = 1.0, 0
+            entry.setdefault("short_repeats", {})[name] = 0
             for r in range(-1, RUNS):
-                log(f"{title} on {name}" + (" (warm-up, not counted)" if r < 0 else f" (run {r + 1} of {RUNS})"))
-                try:
-                    result = run_workload(broker, sized, libdir, fsync_supported=(name == "sluice"))
-                except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-                    result = {"error": repr(e)}
-                log(f"  {json.dumps({k: result.get(k) for k in ('seconds', 'mb_per_s', 'records_per_s', 'broker_cpu_s_per_gb', 'machine_cpu_s_per_gb', 'rc', 'skipped')})}")
-                if r < 0:
-                    # The counted runs last MIN_SECONDS at the rate the warm-up measured.
-                    sized = next(w for w in workloads({key: run_factor(result, name)}) if w[1] == key)
-                    entry["steps"][name] = sized[3]
-                else:
+                repeats = 0
+                while True:
+                    sized = next(w for w in workloads({key: factor}) if w[1] == key)
+                    log(f"{title} on {name}" + (" (warm-up, not counted)" if r < 0 else f" (run {r + 1} of {RUNS})")
+                        + (f" (repeated larger: the last try was under {MIN_SECONDS:g} s)" if repeats else ""))
+                    try:
+                        result = run_workload(broker, sized, libdir, fsync_supported=(name == "sluice"))
+                    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                        result = {"error": repr(e)}
+                    log(f"  {json.dumps({k: result.get(k) for k in ('seconds', 'mb_per_s', 'records_per_s', 'broker_cpu_s_per_gb', 'machine_cpu_s_per_gb', 'rc', 'skipped')})}")
+                    if r < 0:
+                        base_bytes = result.get("bytes") or 0
+                    # Each run sizes the next from the rate it measured (the warm-up's is often
+                    # faster than a long run's, as the page cache absorbs it). A counted run that
+                    # still came in short is replaced by a larger one, at most twice.
+                    short = r >= 0 and too_short(result, factor, base_bytes, name) and repeats < 2
+                    factor = rescale(factor, result, base_bytes, name)
+                    if not short:
+                        break
+                    repeats += 1
+                    entry["short_repeats"][name] += 1
+                if r >= 0:
+                    entry["steps"][name] = sized[3]  # the last counted run's commands
                     runs[name].append(result)
         for name in brokers:
             entry[name] = median_run(runs[name], "mb_per_s")

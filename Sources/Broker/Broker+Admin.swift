@@ -1,20 +1,12 @@
 import KafkaProtocol
 import LogStorage
 import NIOCore
+import Security
 
 /// ApiVersions, Metadata, topics, configs, producer ids, cluster description.
 extension Broker {
+    /// An authorized-operations field nobody asked for.
     static let authorizedOperationsUnknown = Int32.min
-
-    /// Kafka's AclOperation codes, as bits of an authorized-operations field. With no authorizer
-    /// every operation of the resource is allowed (Kafka answers the same).
-    enum AclOperation: Int32 {
-        case read = 3, write, create, delete, alter, describe, clusterAction, describeConfigs, alterConfigs, idempotentWrite
-    }
-    static func operations(_ ops: [AclOperation]) -> Int32 { ops.reduce(0) { $0 | (1 << $1.rawValue) } }
-    static let topicOperations = operations([.read, .write, .create, .delete, .alter, .describe, .describeConfigs, .alterConfigs])
-    static let clusterOperations = operations([.create, .alter, .describe, .clusterAction, .describeConfigs, .alterConfigs, .idempotentWrite])
-    static let groupOperations = operations([.read, .delete, .describe])
 
     func handleApiVersions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         _ = try ApiVersionsRequest.decode(from: &body, version: context.version)
@@ -23,52 +15,29 @@ extension Broker {
 
     func handleMetadata(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try MetadataRequest.decode(from: &body, version: context.version)
+        let access = access(context)
         let (host, port) = config.advertised
         var response = MetadataResponse(
             brokers: [.init(nodeId: config.nodeId, host: host, port: Int32(port), rack: nil)],
             clusterId: clusterId, controllerId: config.nodeId,
-            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations ? Self.clusterOperations : Self.authorizedOperationsUnknown)
+            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations
+                ? access.operations(.cluster, AclResourceType.clusterName) : Self.authorizedOperationsUnknown)
         // v0: an empty list means every topic; v1+: null means every topic, empty means none.
         let all = request.topics == nil || (context.version == 0 && request.topics!.isEmpty)
-        let allowCreate = (context.version < 4 || request.allowAutoTopicCreation) && config.autoCreateTopics
         var topics: [(String?, Uuid, TopicMetadata?, ErrorCode)] = []
         if all {
-            topics = (metadata.topics + shownInternalTopics).sorted { $0.name < $1.name }.map { ($0.name, $0.id, $0, .none) }
+            // Topics the caller may not describe are left out, as Kafka does.
+            topics = (metadata.topics + shownInternalTopics).sorted { $0.name < $1.name }
+                .filter { access.allows(.describe, .topic, $0.name) }.map { ($0.name, $0.id, $0, .none) }
         } else {
-            for wanted in request.topics! {
-                if let name = wanted.name {
-                    if let t = metadata.topic(name) {
-                        topics.append((name, t.id, t, .none))
-                    } else if let t = internalTopic(name) {
-                        // Kafka creates an internal topic when a Metadata request names it.
-                        markInUse(internalTopic: name)
-                        topics.append((name, t.id, t, .none))
-                    } else if !Self.isValidTopicName(name) || name == MetadataStore.logName {
-                        topics.append((name, .zero, nil, .invalidTopicException))
-                    } else if allowCreate {
-                        do {
-                            let t = try createTopic(name, partitions: config.numPartitions, configs: [:])
-                            topics.append((name, t.id, t, .none))
-                        } catch is PartitionLimitExceeded {
-                            topics.append((name, .zero, nil, .policyViolation))
-                        } catch {
-                            topics.append((name, .zero, nil, .unknownTopicOrPartition))
-                        }
-                    } else {
-                        topics.append((name, .zero, nil, .unknownTopicOrPartition))
-                    }
-                } else if let t = (metadata.topics + shownInternalTopics).first(where: { $0.id == wanted.topicId }) {
-                    topics.append((t.name, t.id, t, .none))
-                } else {
-                    topics.append((nil, wanted.topicId, nil, .unknownTopicId))
-                }
-            }
+            let allowCreate = (context.version < 4 || request.allowAutoTopicCreation) && config.autoCreateTopics
+            topics = request.topics!.map { metadataTopic($0, access: access, allowCreate: allowCreate) }
         }
         for (name, id, topic, error) in topics {
             var t = MetadataResponse.MetadataResponseTopic(errorCode: error.rawValue, name: name, topicId: id,
                                                            isInternal: name.map(Self.isInternal) ?? false,
                                                            topicAuthorizedOperations: request.includeTopicAuthorizedOperations && topic != nil
-                                                               ? Self.topicOperations : Self.authorizedOperationsUnknown)
+                                                               ? access.operations(.topic, topic!.name) : Self.authorizedOperationsUnknown)
             if let topic {
                 t.partitions = (0..<topic.partitionCount).map { p in
                     .init(partitionIndex: p, leaderId: config.nodeId, leaderEpoch: 0, replicaNodes: [config.nodeId],
@@ -80,9 +49,42 @@ extension Broker {
         return frame(response, context)
     }
 
+    /// One topic a Metadata request names: found, created (auto-create, where the caller may
+    /// create topics), or an error. A topic the caller may not describe is
+    /// TOPIC_AUTHORIZATION_FAILED whether it exists or not, so names do not leak.
+    private func metadataTopic(_ wanted: MetadataRequest.MetadataRequestTopic, access: Access,
+                               allowCreate: Bool) -> (String?, Uuid, TopicMetadata?, ErrorCode) {
+        guard let name = wanted.name else {
+            if let t = (metadata.topics + shownInternalTopics).first(where: { $0.id == wanted.topicId }), access.allows(.describe, .topic, t.name) {
+                return (t.name, t.id, t, .none)
+            }
+            return (nil, wanted.topicId, nil, .unknownTopicId)
+        }
+        guard access.allows(.describe, .topic, name) else { return (name, .zero, nil, .topicAuthorizationFailed) }
+        if let t = metadata.topic(name) { return (name, t.id, t, .none) }
+        if let t = internalTopic(name) {
+            // Kafka creates an internal topic when a Metadata request names it.
+            markInUse(internalTopic: name)
+            return (name, t.id, t, .none)
+        }
+        if !Self.isValidTopicName(name) || name == MetadataStore.logName { return (name, .zero, nil, .invalidTopicException) }
+        guard allowCreate, access.allowsCluster(.create) || access.allows(.create, .topic, name) else {
+            return (name, .zero, nil, .unknownTopicOrPartition)
+        }
+        do {
+            let t = try createTopic(name, partitions: config.numPartitions, configs: [:])
+            return (name, t.id, t, .none)
+        } catch is PartitionLimitExceeded {
+            return (name, .zero, nil, .policyViolation)
+        } catch {
+            return (name, .zero, nil, .unknownTopicOrPartition)
+        }
+    }
+
     func handleCreateTopics(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try CreateTopicsRequest.decode(from: &body, version: context.version)
         var response = CreateTopicsResponse()
+        let access = access(context)
         let names = request.topics.map(\.name)
         for t in request.topics {
             var r = CreateTopicsResponse.CreatableTopicResult(name: t.name, numPartitions: -1, replicationFactor: -1)
@@ -99,6 +101,8 @@ extension Broker {
             }
             if names.filter({ $0 == t.name }).count > 1 {
                 fail(.invalidRequest, "topic \(t.name) appears more than once")
+            } else if !access.allowsCluster(.create) && !access.allows(.create, .topic, t.name) {
+                fail(.topicAuthorizationFailed, "not authorized to create topic \(t.name)")
             } else if !Self.isValidTopicName(t.name) || t.name == MetadataStore.logName {
                 fail(.invalidTopicException, "invalid topic name \(t.name)")
             } else if metadata.topic(t.name) != nil || Self.isInternal(t.name) {
@@ -136,12 +140,16 @@ extension Broker {
     func handleDeleteTopics(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DeleteTopicsRequest.decode(from: &body, version: context.version)
         var response = DeleteTopicsResponse()
+        let access = access(context)
         var wanted: [(String?, Uuid)] = request.topicNames.map { ($0, .zero) }
         wanted += request.topics.map { ($0.name, $0.topicId) }
         for (name, id) in wanted {
             let topic = name.flatMap { metadata.topic($0) } ?? (id != .zero ? metadata.topics.first { $0.id == id } : nil)
             var r = DeleteTopicsResponse.DeletableTopicResult(name: name ?? topic?.name, topicId: topic?.id ?? id)
-            if !config.deleteTopicEnable {
+            if let shown = name ?? topic?.name, !access.allows(.delete, .topic, shown) {
+                r.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                if name == nil { r.name = nil }
+            } else if !config.deleteTopicEnable {
                 r.errorCode = ErrorCode.topicDeletionDisabled.rawValue
             } else if let name, Self.isInternal(name) {
                 r.errorCode = ErrorCode.invalidRequest.rawValue
@@ -163,9 +171,12 @@ extension Broker {
     func handleCreatePartitions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try CreatePartitionsRequest.decode(from: &body, version: context.version)
         var response = CreatePartitionsResponse()
+        let access = access(context)
         for t in request.topics {
             var r = CreatePartitionsResponse.CreatePartitionsTopicResult(name: t.name)
-            if let topic = metadata.topic(t.name) {
+            if !access.allows(.alter, .topic, t.name) {
+                r.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+            } else if let topic = metadata.topic(t.name) {
                 if t.count <= topic.partitionCount {
                     r.errorCode = ErrorCode.invalidPartitions.rawValue
                     r.errorMessage = "topic has \(topic.partitionCount) partitions; the new count must be larger"
@@ -199,7 +210,13 @@ extension Broker {
     func handleInitProducerId(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try InitProducerIdRequest.decode(from: &body, version: context.version)
         var response = InitProducerIdResponse(producerId: -1, producerEpoch: -1)
-        if let id = request.transactionalId {
+        let access = access(context)
+        if let id = request.transactionalId, !access.allows(.write, .transactionalId, id) {
+            response.errorCode = ErrorCode.transactionalIdAuthorizationFailed.rawValue
+        } else if request.transactionalId == nil, !access.allowsCluster(.idempotentWrite), !access.allowsAny(.write, .topic) {
+            // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+            response.errorCode = ErrorCode.clusterAuthorizationFailed.rawValue
+        } else if let id = request.transactionalId {
             response = initTransactionalProducer(request, id: id, version: context.version)
         } else if request.producerId >= 0 && request.producerEpoch >= 0 && request.producerEpoch < Int16.max - 1 {
             // KIP-360: an idempotent producer bumps its epoch after an error.
@@ -218,11 +235,17 @@ extension Broker {
 
     func handleDescribeCluster(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeClusterRequest.decode(from: &body, version: context.version)
+        let access = access(context)
         let (host, port) = config.advertised
-        let response = DescribeClusterResponse(
+        var response = DescribeClusterResponse(
             endpointType: 1, clusterId: clusterId, controllerId: config.nodeId,
             brokers: [.init(brokerId: config.nodeId, host: host, port: Int32(port), rack: nil)],
-            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations ? Self.clusterOperations : Self.authorizedOperationsUnknown)
+            clusterAuthorizedOperations: request.includeClusterAuthorizedOperations
+                ? access.operations(.cluster, AclResourceType.clusterName) : Self.authorizedOperationsUnknown)
+        if !access.allowsCluster(.describe) {
+            response = DescribeClusterResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, endpointType: 1, clusterId: clusterId,
+                                               controllerId: -1)
+        }
         return frame(response, context)
     }
 
@@ -276,9 +299,15 @@ extension Broker {
     func handleDescribeConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeConfigsRequest.decode(from: &body, version: context.version)
         var response = DescribeConfigsResponse()
+        let access = access(context)
         for resource in request.resources {
             var r = DescribeConfigsResponse.DescribeConfigsResult(resourceType: resource.resourceType, resourceName: resource.resourceName)
             var entries: [(name: String, value: String, source: Int8)] = []
+            if let code = Self.configAccessRefusal(access, .describeConfigs, type: resource.resourceType, name: resource.resourceName) {
+                r.errorCode = code.rawValue
+                response.results.append(r)
+                continue
+            }
             switch resource.resourceType {
             case 2:
                 if metadata.topic(resource.resourceName) != nil {
@@ -316,6 +345,17 @@ extension Broker {
             response.results.append(r)
         }
         return frame(response, context)
+    }
+
+    /// The error for a config resource the caller may not describe or alter, or nil: topics
+    /// (2) are checked on the topic, brokers (4, 8) on the cluster, groups (32) on the group.
+    static func configAccessRefusal(_ access: Access, _ operation: AclOperation, type: Int8, name: String) -> ErrorCode? {
+        switch type {
+        case 2: access.allows(operation, .topic, name) ? nil : .topicAuthorizationFailed
+        case 4, 8: access.allowsCluster(operation) ? nil : .clusterAuthorizationFailed
+        case 32: access.allows(operation, .group, name) ? nil : .groupAuthorizationFailed
+        default: nil
+        }
     }
 
     /// Validates and applies config changes to a topic (2) or the broker (4); nil removes.
@@ -462,7 +502,12 @@ extension Broker {
     func handleAlterConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try AlterConfigsRequest.decode(from: &body, version: context.version)
         var response = AlterConfigsResponse()
+        let access = access(context)
         for r in request.resources {
+            if let code = Self.configAccessRefusal(access, .alterConfigs, type: r.resourceType, name: r.resourceName) {
+                response.responses.append(.init(errorCode: code.rawValue, resourceType: r.resourceType, resourceName: r.resourceName))
+                continue
+            }
             let (code, message) = alterConfigs(type: r.resourceType, name: r.resourceName, r.configs.map { ($0.name, $0.value) },
                                                replaceAll: true, validateOnly: request.validateOnly)
             response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: r.resourceType, resourceName: r.resourceName))
@@ -473,12 +518,18 @@ extension Broker {
     func handleIncrementalAlterConfigs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try IncrementalAlterConfigsRequest.decode(from: &body, version: context.version)
         var response = IncrementalAlterConfigsResponse()
+        let access = access(context)
         for r in request.resources {
             let (code, message): (ErrorCode, String?)
-            switch incrementalChanges(r) {
-            case .failure(let f): (code, message) = (f.code, f.message)
-            case .success(let changes):
-                (code, message) = alterConfigs(type: r.resourceType, name: r.resourceName, changes, replaceAll: false, validateOnly: request.validateOnly)
+            if let refusal = Self.configAccessRefusal(access, .alterConfigs, type: r.resourceType, name: r.resourceName) {
+                (code, message) = (refusal, nil)
+            } else {
+                switch incrementalChanges(r) {
+                case .failure(let f): (code, message) = (f.code, f.message)
+                case .success(let changes):
+                    (code, message) = alterConfigs(type: r.resourceType, name: r.resourceName, changes, replaceAll: false,
+                                                   validateOnly: request.validateOnly)
+                }
             }
             response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: r.resourceType, resourceName: r.resourceName))
         }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Dispatch
 import Records
+import Security
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +18,7 @@ extension Broker {
         // fsyncs that durability `ack` needs, and the writes of a write-behind (direct mode,
         // sluice.io.buffered.submit=ring), go to the group committer, which handles every
         // partition that is waiting in one io_uring submission.
-        let (response, flushes) = produce(request, version: context.version)
+        let (response, flushes) = produce(request, version: context.version, access: access(context))
         if flushes.isEmpty {
             return context.eventLoop.makeSucceededFuture(request.acks == 0 ? nil : frame(response, context))
         }
@@ -47,14 +48,16 @@ extension Broker {
 
     /// The response, and what must happen before it is sent: (log, offset, durable, topic index,
     /// partition index) for every append that waits for its write (direct mode) or fsync.
-    private func produce(_ request: ProduceRequest, version: Int16) -> (ProduceResponse, [(PartitionLog, Int64, Bool, Int, Int)]) {
+    private func produce(_ request: ProduceRequest, version: Int16, access: Access) -> (ProduceResponse, [(PartitionLog, Int64, Bool, Int, Int)]) {
         var flushes: [(PartitionLog, Int64, Bool, Int, Int)] = []
+        let transactionalIdDenied = request.transactionalId.map { !access.allows(.write, .transactionalId, $0) } ?? false
         var appended: [String] = []
         let now = currentTimeMs()
         var response = ProduceResponse()
         for topic in request.topicData {
             var topicResponse = ProduceResponse.TopicProduceResponse(name: topic.name)
             let internalTopic = Self.isInternal(topic.name)  // once per topic, not per partition
+            let writeAllowed = access.allows(.write, .topic, topic.name)
             for partition in topic.partitionData {
                 var result = ProduceResponse.PartitionProduceResponse(index: partition.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
                 func fail(_ code: ErrorCode, _ message: String? = nil) {
@@ -64,6 +67,10 @@ extension Broker {
                 }
                 if request.acks != 0 && request.acks != 1 && request.acks != -1 {
                     fail(.invalidRequiredAcks)
+                } else if transactionalIdDenied {
+                    fail(.transactionalIdAuthorizationFailed)
+                } else if !writeAllowed {
+                    fail(.topicAuthorizationFailed)
                 } else if internalTopic {
                     // Only the coordinators write there (Kafka: "Cannot append to internal topic").
                     fail(.invalidTopicException, "cannot append to internal topic \(topic.name)")
@@ -202,9 +209,10 @@ extension Broker {
         let promise = context.eventLoop.makePromise(of: ResponseFrame?.self)
         let deadline = currentTimeMs() + Int64(max(0, request.maxWaitMs))
         let state = FetchState(promise: promise)
+        let access = access(context)
         let attempt: @Sendable (Bool) -> Void = { [self] final in
             guard !state.done else { return }
-            let (response, slices, bytes, failed) = fetch(request, version: context.version)
+            let (response, slices, bytes, failed) = fetch(request, version: context.version, access: access)
             if final || failed || bytes >= Int(max(1, request.minBytes)) || request.maxWaitMs <= 0 || currentTimeMs() >= deadline {
                 state.done = true
                 metrics.bytesOut.increment(by: bytes)
@@ -303,7 +311,7 @@ extension Broker {
 
     /// One pass over the requested partitions: the response (records left empty), the file
     /// ranges per partition in response order, their total size, and whether any partition failed.
-    private func fetch(_ request: FetchRequest, version: Int16) -> (FetchResponse, [[PartitionLog.FileSlice]], Int, Bool) {
+    private func fetch(_ request: FetchRequest, version: Int16, access: Access) -> (FetchResponse, [[PartitionLog.FileSlice]], Int, Bool) {
         var response = FetchResponse(sessionId: 0)
         var slices: [[PartitionLog.FileSlice]] = []
         var remaining = request.maxBytes > 0 ? Int(request.maxBytes) : Int(Int32.max)
@@ -311,6 +319,7 @@ extension Broker {
         var failed = false
         for topic in request.topics {
             var topicResponse = FetchResponse.FetchableTopicResponse(topic: topic.topic, topicId: topic.topicId)
+            let readAllowed = access.allows(.read, .topic, topic.topic)
             for p in topic.partitions {
                 var data = FetchResponse.PartitionData(partitionIndex: p.partition, highWatermark: -1, lastStableOffset: -1,
                                                        logStartOffset: -1, preferredReadReplica: -1)
@@ -318,6 +327,12 @@ extension Broker {
                 if request.isolationLevel == 1 { data.abortedTransactions = [] }
                 var found: [PartitionLog.FileSlice] = []
                 defer { slices.append(found) }
+                guard readAllowed else {
+                    data.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    failed = true
+                    topicResponse.partitions.append(data)
+                    continue
+                }
                 guard let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName else {
                     data.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     failed = true
@@ -364,11 +379,16 @@ extension Broker {
     func handleListOffsets(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try ListOffsetsRequest.decode(from: &body, version: context.version)
         var response = ListOffsetsResponse()
+        let access = access(context)
         for topic in request.topics {
             var t = ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name)
+            let describeAllowed = access.allows(.describe, .topic, topic.name)
             for p in topic.partitions {
                 var r = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, timestamp: -1, offset: -1, leaderEpoch: 0)
-                if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
+                if !describeAllowed {
+                    r.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    r.leaderEpoch = -1
+                } else if let log = logManager.log(topic: topic.name, partition: p.partitionIndex), topic.name != MetadataStore.logName {
                     // What the isolation level may read: the LSO under read_committed, else the
                     // high watermark. Lookups that land at or past it answer nothing, as in Kafka.
                     func fetchable() -> Int64 {
@@ -410,11 +430,15 @@ extension Broker {
     func handleDeleteRecords(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DeleteRecordsRequest.decode(from: &body, version: context.version)
         var response = DeleteRecordsResponse()
+        let access = access(context)
         for topic in request.topics {
             var t = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
+            let deleteAllowed = access.allows(.delete, .topic, topic.name)
             for p in topic.partitions {
                 var r = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1)
-                if Self.isInternal(topic.name) {
+                if !deleteAllowed {
+                    r.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                } else if Self.isInternal(topic.name) {
                     // Kafka: "Cannot delete records of internal topic" (it would drop committed
                     // offsets or transaction state).
                     r.errorCode = ErrorCode.invalidTopicException.rawValue
@@ -440,11 +464,15 @@ extension Broker {
     func handleOffsetForLeaderEpoch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try OffsetForLeaderEpochRequest.decode(from: &body, version: context.version)
         var response = OffsetForLeaderEpochResponse()
+        let access = access(context)
         for topic in request.topics {
             var t = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic)
+            let describeAllowed = access.allows(.describe, .topic, topic.topic)
             for p in topic.partitions {
                 var r = OffsetForLeaderEpochResponse.EpochEndOffset(partition: p.partition, leaderEpoch: -1, endOffset: -1)
-                if let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName {
+                if !describeAllowed {
+                    r.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                } else if let log = logManager.log(topic: topic.topic, partition: p.partition), topic.topic != MetadataStore.logName {
                     // A single node has had one leader epoch, 0, since the partition was created.
                     // As Kafka: a client ahead of us (a newer currentLeaderEpoch) is told
                     // UNKNOWN_LEADER_EPOCH, one behind FENCED_LEADER_EPOCH (-1 skips the check);

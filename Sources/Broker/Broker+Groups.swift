@@ -2,6 +2,7 @@ import Coordination
 import Foundation
 import KafkaProtocol
 import NIOCore
+import Security
 
 /// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 /// ListGroups, DescribeGroups, DeleteGroups.
@@ -14,17 +15,30 @@ extension Broker {
         if supported { markInUse(internalTopic: request.keyType == 0 ? GroupCoordinator.offsetsTopic : TransactionCoordinator.stateTopic) }
         let error = supported ? ErrorCode.none : .invalidRequest
         let message: String? = supported ? nil : "unknown coordinator key type \(request.keyType)"
+        let access = access(context)
+        // Finding a coordinator needs DESCRIBE on the group or transactional id.
+        func refusal(_ key: String) -> ErrorCode? {
+            switch request.keyType {
+            case 0: access.allows(.describe, .group, key) ? nil : .groupAuthorizationFailed
+            case 1: access.allows(.describe, .transactionalId, key) ? nil : .transactionalIdAuthorizationFailed
+            default: nil
+            }
+        }
         var response = FindCoordinatorResponse()
         if context.version < 4 {
-            response.errorCode = error.rawValue
+            let denied = refusal(request.key)
+            let found = supported && denied == nil
+            response.errorCode = (denied ?? error).rawValue
             response.errorMessage = message
-            response.nodeId = supported ? config.nodeId : -1
-            response.host = supported ? host : ""
-            response.port = supported ? Int32(port) : -1
+            response.nodeId = found ? config.nodeId : -1
+            response.host = found ? host : ""
+            response.port = found ? Int32(port) : -1
         } else {
             response.coordinators = request.coordinatorKeys.map { key in
-                .init(key: key, nodeId: supported ? config.nodeId : -1, host: supported ? host : "",
-                      port: supported ? Int32(port) : -1, errorCode: error.rawValue, errorMessage: message)
+                let denied = refusal(key)
+                let found = supported && denied == nil
+                return .init(key: key, nodeId: found ? config.nodeId : -1, host: found ? host : "",
+                             port: found ? Int32(port) : -1, errorCode: (denied ?? error).rawValue, errorMessage: message)
             }
         }
         return frame(response, context)
@@ -34,6 +48,12 @@ extension Broker {
         let request = try JoinGroupRequest.decode(from: &body, version: context.version)
         // v0 has no rebalance timeout: it equals the session timeout.
         let rebalanceTimeout = context.version == 0 ? request.sessionTimeoutMs : request.rebalanceTimeoutMs
+        guard access(context).allows(.read, .group, request.groupId) else {
+            var response = JoinGroupResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, generationId: -1, leader: "",
+                                             memberId: request.memberId)
+            if context.version < 7 { response.protocolName = "" }
+            return context.eventLoop.makeSucceededFuture(frame(response, context))
+        }
         return groups.join(
             groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
             clientId: context.header.clientId ?? "", clientHost: "/" + context.clientHost,
@@ -63,6 +83,11 @@ extension Broker {
 
     func handleSyncGroup(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try SyncGroupRequest.decode(from: &body, version: context.version)
+        guard access(context).allows(.read, .group, request.groupId) else {
+            let response = SyncGroupResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, protocolType: request.protocolType,
+                                             protocolName: request.protocolName)
+            return context.eventLoop.makeSucceededFuture(frame(response, context))
+        }
         let assignments = Dictionary(request.assignments.map { ($0.memberId, $0.assignment) }, uniquingKeysWith: { a, _ in a })
         return groups.sync(groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
                            generationId: request.generationId, assignments: assignments, on: context.eventLoop)
@@ -79,6 +104,9 @@ extension Broker {
 
     func handleHeartbeat(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try HeartbeatRequest.decode(from: &body, version: context.version)
+        guard access(context).allows(.read, .group, request.groupId) else {
+            return frame(HeartbeatResponse(errorCode: ErrorCode.groupAuthorizationFailed.rawValue), context)
+        }
         let error = groups.heartbeat(groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
                                      generationId: request.generationId)
         return frame(HeartbeatResponse(errorCode: error?.code.rawValue ?? 0), context)
@@ -87,7 +115,9 @@ extension Broker {
     func handleLeaveGroup(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try LeaveGroupRequest.decode(from: &body, version: context.version)
         var response = LeaveGroupResponse()
-        if context.version < 3 {
+        if !access(context).allows(.read, .group, request.groupId) {
+            response.errorCode = ErrorCode.groupAuthorizationFailed.rawValue
+        } else if context.version < 3 {
             let error = groups.leave(groupId: request.groupId, memberId: request.memberId, groupInstanceId: nil, on: context.eventLoop)
             response.errorCode = error?.code.rawValue ?? 0
         } else {
@@ -112,16 +142,19 @@ extension Broker {
 
     func handleOffsetCommit(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try OffsetCommitRequest.decode(from: &body, version: context.version)
-        let groupError = groups.validateCommit(groupId: request.groupId, memberId: request.memberId,
-                                               groupInstanceId: request.groupInstanceId, generationId: request.generationIdOrMemberEpoch)
+        let access = access(context)
+        let groupAllowed = access.allows(.read, .group, request.groupId)
+        let groupError = groupAllowed ? groups.validateCommit(groupId: request.groupId, memberId: request.memberId,
+                                                              groupInstanceId: request.groupInstanceId, generationId: request.generationIdOrMemberEpoch) : nil
         var response = OffsetCommitResponse()
         var entries: [(GroupCoordinator.TopicPartition, GroupCoordinator.Committed?)] = []
         let now = currentTimeMs()
         for topic in request.topics {
             var t = OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name)
             let known = metadata.topic(topic.name)
+            let topicAllowed = access.allows(.read, .topic, topic.name)
             for p in topic.partitions {
-                var code = groupError?.code ?? .none
+                var code = !groupAllowed ? .groupAuthorizationFailed : groupError?.code ?? (topicAllowed ? .none : .topicAuthorizationFailed)
                 if code == .none {
                     let checked = Self.checkCommit(topic.name, known, p.partitionIndex, p.committedOffset, p.committedLeaderEpoch,
                                                    p.committedMetadata, nowMs: now)
@@ -155,34 +188,47 @@ extension Broker {
 
     func handleOffsetFetch(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try OffsetFetchRequest.decode(from: &body, version: context.version)
-        func lookup(_ groupId: String, _ wanted: [(String, [Int32])]?) -> [(String, [(Int32, GroupCoordinator.Committed?)])] {
+        let access = access(context)
+        typealias Partition = OffsetFetchResponse.OffsetFetchResponsePartition
+        /// One group's answer: per topic its partitions, or nil when the caller may not describe the group.
+        func lookup(_ groupId: String, _ wanted: [(String, [Int32])]?) -> [(String, [Partition])]? {
+            guard access.allows(.describe, .group, groupId) else { return nil }
             let committed = groups.committed(group: groupId)
-            if let wanted {
-                return wanted.map { (name, parts) in (name, parts.map { ($0, committed[.init(topic: name, partition: $0)]) }) }
+            func entry(_ name: String, _ p: Int32, _ c: GroupCoordinator.Committed?) -> Partition {
+                let unstable = request.requireStable && groups.hasPendingOffset(group: groupId, .init(topic: name, partition: p))
+                return .init(partitionIndex: p, committedOffset: unstable ? -1 : c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
+                             metadata: c?.metadata ?? "", errorCode: unstable ? ErrorCode.unstableOffsetCommit.rawValue : 0)
             }
-            // null topics (v2+): every committed offset of the group.
-            var byTopic: [String: [(Int32, GroupCoordinator.Committed?)]] = [:]
-            for (tp, c) in committed { byTopic[tp.topic, default: []].append((tp.partition, c)) }
-            return byTopic.keys.sorted().map { ($0, byTopic[$0]!.sorted { $0.0 < $1.0 }) }
+            if let wanted {
+                return wanted.map { (name, parts) in
+                    guard access.allows(.describe, .topic, name) else {
+                        return (name, parts.map { .init(partitionIndex: $0, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
+                                                        errorCode: ErrorCode.topicAuthorizationFailed.rawValue) })
+                    }
+                    return (name, parts.map { entry(name, $0, committed[.init(topic: name, partition: $0)]) })
+                }
+            }
+            // null topics (v2+): every committed offset of the group the caller may describe.
+            var byTopic: [String: [(Int32, GroupCoordinator.Committed)]] = [:]
+            for (tp, c) in committed where access.allows(.describe, .topic, tp.topic) { byTopic[tp.topic, default: []].append((tp.partition, c)) }
+            return byTopic.keys.sorted().map { name in (name, byTopic[name]!.sorted { $0.0 < $1.0 }.map { entry(name, $0.0, $0.1) }) }
         }
         var response = OffsetFetchResponse()
         if context.version < 8 {
-            let wanted = request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
-            response.topics = lookup(request.groupId, wanted).map { (name, parts) in
-                .init(name: name, partitions: parts.map { (p, c) in
-                    let unstable = request.requireStable && groups.hasPendingOffset(group: request.groupId, .init(topic: name, partition: p))
-                    return .init(partitionIndex: p, committedOffset: unstable ? -1 : c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
-                                 metadata: c?.metadata ?? "", errorCode: unstable ? ErrorCode.unstableOffsetCommit.rawValue : 0)
-                })
+            if let found = lookup(request.groupId, request.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }) {
+                response.topics = found.map { .init(name: $0.0, partitions: $0.1) }
+            } else {
+                response.errorCode = ErrorCode.groupAuthorizationFailed.rawValue
             }
         } else {
             response.groups = request.groups.map { g in
-                let wanted = g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }
-                return .init(groupId: g.groupId, topics: lookup(g.groupId, wanted).map { (name, parts) in
-                    .init(name: name, partitions: parts.map { (p, c) in
-                            let unstable = request.requireStable && groups.hasPendingOffset(group: g.groupId, .init(topic: name, partition: p))
-                        return .init(partitionIndex: p, committedOffset: unstable ? -1 : c?.offset ?? -1, committedLeaderEpoch: c?.leaderEpoch ?? -1,
-                                     metadata: c?.metadata ?? "", errorCode: unstable ? ErrorCode.unstableOffsetCommit.rawValue : 0)
+                guard let found = lookup(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }) else {
+                    return .init(groupId: g.groupId, errorCode: ErrorCode.groupAuthorizationFailed.rawValue)
+                }
+                return .init(groupId: g.groupId, topics: found.map { (name, parts) in
+                    .init(name: name, partitions: parts.map {
+                        .init(partitionIndex: $0.partitionIndex, committedOffset: $0.committedOffset, committedLeaderEpoch: $0.committedLeaderEpoch,
+                              metadata: $0.metadata, errorCode: $0.errorCode)
                     })
                 })
             }
@@ -193,7 +239,12 @@ extension Broker {
     func handleListGroups(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try ListGroupsRequest.decode(from: &body, version: context.version)
         let filter = Set(request.statesFilter.map { $0.lowercased() })
-        let listed = groups.summaries().filter { filter.isEmpty || filter.contains($0.state.lowercased()) }
+        let access = access(context)
+        // DESCRIBE on the cluster lists every group; otherwise the groups the caller may describe.
+        let everyGroup = access.allowsCluster(.describe)
+        let listed = groups.summaries().filter {
+            (filter.isEmpty || filter.contains($0.state.lowercased())) && (everyGroup || access.allows(.describe, .group, $0.groupId))
+        }
         if !request.typesFilter.isEmpty && !request.typesFilter.map({ $0.lowercased() }).contains("classic") {
             return frame(ListGroupsResponse(), context)
         }
@@ -206,12 +257,18 @@ extension Broker {
     func handleDescribeGroups(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeGroupsRequest.decode(from: &body, version: context.version)
         let all = Dictionary(uniqueKeysWithValues: groups.summaries().map { ($0.groupId, $0) })
+        let access = access(context)
         var response = DescribeGroupsResponse()
         for id in request.groups {
+            let operations = request.includeAuthorizedOperations ? access.operations(.group, id) : Self.authorizedOperationsUnknown
+            guard access.allows(.describe, .group, id) else {
+                response.groups.append(.init(errorCode: ErrorCode.groupAuthorizationFailed.rawValue, groupId: id, groupState: "",
+                                             protocolType: "", protocolData: "", authorizedOperations: operations))
+                continue
+            }
             guard let g = all[id] else {
                 // Kafka describes an unknown group as Dead with no members.
-                response.groups.append(.init(groupId: id, groupState: "Dead", protocolType: "", protocolData: "",
-                                             authorizedOperations: request.includeAuthorizedOperations ? Self.groupOperations : Self.authorizedOperationsUnknown))
+                response.groups.append(.init(groupId: id, groupState: "Dead", protocolType: "", protocolData: "", authorizedOperations: operations))
                 continue
             }
             response.groups.append(.init(
@@ -220,7 +277,7 @@ extension Broker {
                     .init(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
                           memberMetadata: m.protocols.first { $0.name == g.protocolName }?.metadata ?? [], memberAssignment: m.assignment)
                 },
-                authorizedOperations: request.includeAuthorizedOperations ? Self.groupOperations : Self.authorizedOperationsUnknown))
+                authorizedOperations: operations))
         }
         return frame(response, context)
     }
@@ -228,8 +285,9 @@ extension Broker {
     func handleDeleteGroups(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DeleteGroupsRequest.decode(from: &body, version: context.version)
         var response = DeleteGroupsResponse()
+        let access = access(context)
         for id in request.groupsNames {
-            let code = (try? groups.delete(groupId: id)) ?? .coordinatorNotAvailable
+            let code = !access.allows(.delete, .group, id) ? .groupAuthorizationFailed : (try? groups.delete(groupId: id)) ?? .coordinatorNotAvailable
             response.results.append(.init(groupId: id, errorCode: code.rawValue))
         }
         return frame(response, context)
@@ -240,6 +298,11 @@ extension Broker {
     func handleOffsetDelete(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try OffsetDeleteRequest.decode(from: &body, version: context.version)
         var response = OffsetDeleteResponse()
+        let access = access(context)
+        guard access.allows(.delete, .group, request.groupId) else {
+            response.errorCode = ErrorCode.groupAuthorizationFailed.rawValue
+            return context.eventLoop.makeSucceededFuture(frame(response, context))
+        }
         guard groups.groupExists(request.groupId) else {
             response.errorCode = ErrorCode.groupIdNotFound.rawValue
             return context.eventLoop.makeSucceededFuture(frame(response, context))
@@ -248,7 +311,8 @@ extension Broker {
         let subscribed = groups.subscribedTopics(group: request.groupId) ?? []
         var deletions: [(GroupCoordinator.TopicPartition, GroupCoordinator.Committed?)] = []
         for t in request.topics {
-            let code: ErrorCode = subscribed.contains(t.name) ? .groupSubscribedToTopic
+            let code: ErrorCode = !access.allows(.read, .topic, t.name) ? .topicAuthorizationFailed
+                : subscribed.contains(t.name) ? .groupSubscribedToTopic
                 : (metadata.topic(t.name) == nil ? .unknownTopicOrPartition : .none)
             if code == .none { deletions += t.partitions.map { (.init(topic: t.name, partition: $0.partitionIndex), nil) } }
             response.topics.append(.init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: code.rawValue) }))
@@ -270,6 +334,10 @@ extension Broker {
 
     func handleDescribeLogDirs(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeLogDirsRequest.decode(from: &body, version: context.version)
+        guard access(context).allowsCluster(.describe) else {
+            // v3+ carries the error; older versions get no log dirs, as from Kafka.
+            return frame(DescribeLogDirsResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue), context)
+        }
         var byTopic: [String: [DescribeLogDirsResponse.DescribeLogDirsPartition]] = [:]
         let wanted = request.topics.map { Dictionary($0.map { ($0.topic, Set($0.partitions)) }, uniquingKeysWith: { a, b in a.union(b) }) }
         // Every partition hosted here, the internal topics in use included (as Kafka lists them).

@@ -3,6 +3,7 @@ import KafkaProtocol
 import LogStorage
 import NIOCore
 import Records
+import Security
 
 /// The transaction coordinator's requests (InitProducerId with a transactional id,
 /// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, ListTransactions,
@@ -84,11 +85,14 @@ extension Broker {
 
     func handleAddPartitionsToTxn(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try AddPartitionsToTxnRequest.decode(from: &body, version: context.version)
+        let access = access(context)
         return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> AddPartitionsToTxnResponse in
             var response = AddPartitionsToTxnResponse()
             var unknown: Set<TxnPartition> = []
+            var denied: Set<String> = []
             var wanted: [TxnPartition] = []
             for t in request.v3AndBelowTopics {
+                if !access.allows(.write, .topic, t.name) { denied.insert(t.name) }
                 let count = metadata.topic(t.name)?.partitionCount ?? 0
                 for p in t.partitions {
                     let tp = TxnPartition(topic: t.name, partition: p)
@@ -96,7 +100,9 @@ extension Broker {
                 }
             }
             var code = ErrorCode.none
-            if unknown.isEmpty {
+            if !access.allows(.write, .transactionalId, request.v3AndBelowTransactionalId) {
+                code = .transactionalIdAuthorizationFailed
+            } else if unknown.isEmpty && denied.isEmpty {
                 do {
                     try transactions.update(request.v3AndBelowTransactionalId) { m throws in
                         guard var current = m else { throw TransactionMetadata.Failure.invalidProducerIdMapping }
@@ -114,7 +120,9 @@ extension Broker {
             for t in request.v3AndBelowTopics {
                 response.resultsByTopicV3AndBelow.append(.init(name: t.name, resultsByPartition: t.partitions.map { p in
                     let tp = TxnPartition(topic: t.name, partition: p)
-                    let c: ErrorCode = unknown.isEmpty ? code : (unknown.contains(tp) ? .unknownTopicOrPartition : .operationNotAttempted)
+                    let c: ErrorCode = code != .none || (unknown.isEmpty && denied.isEmpty) ? code
+                        : denied.contains(t.name) ? .topicAuthorizationFailed
+                        : unknown.contains(tp) ? .unknownTopicOrPartition : .operationNotAttempted
                     return .init(partitionIndex: p, partitionErrorCode: c.rawValue)
                 }))
             }
@@ -124,6 +132,12 @@ extension Broker {
 
     func handleAddOffsetsToTxn(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try AddOffsetsToTxnRequest.decode(from: &body, version: context.version)
+        let access = access(context)
+        if !access.allows(.write, .transactionalId, request.transactionalId) || !access.allows(.read, .group, request.groupId) {
+            let code: ErrorCode = access.allows(.write, .transactionalId, request.transactionalId) ? .groupAuthorizationFailed
+                : .transactionalIdAuthorizationFailed
+            return context.eventLoop.makeSucceededFuture(frame(AddOffsetsToTxnResponse(errorCode: code.rawValue), context))
+        }
         return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> AddOffsetsToTxnResponse in
             var response = AddOffsetsToTxnResponse()
             let tp = TxnPartition(topic: GroupCoordinator.offsetsTopic,
@@ -148,6 +162,10 @@ extension Broker {
 
     func handleEndTxn(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try EndTxnRequest.decode(from: &body, version: context.version)
+        guard access(context).allows(.write, .transactionalId, request.transactionalId) else {
+            let response = EndTxnResponse(errorCode: ErrorCode.transactionalIdAuthorizationFailed.rawValue, producerId: -1, producerEpoch: -1)
+            return context.eventLoop.makeSucceededFuture(frame(response, context))
+        }
         return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> EndTxnResponse in
             var response = EndTxnResponse(producerId: -1, producerEpoch: -1)
             do {
@@ -308,11 +326,16 @@ extension Broker {
 
     func handleTxnOffsetCommit(_ context: RequestContext, _ body: inout ByteBuffer) throws -> EventLoopFuture<ByteBuffer?> {
         let request = try TxnOffsetCommitRequest.decode(from: &body, version: context.version)
+        let access = access(context)
         return threadPool.runIfActive(eventLoop: context.eventLoop) { [self] () -> TxnOffsetCommitResponse in
             var code = ErrorCode.none
             let offsetsPartition = TxnPartition(topic: GroupCoordinator.offsetsTopic,
                                                 partition: GroupCoordinator.partition(for: request.groupId, partitions: groups.offsetsPartitions))
-            if let m = transactions.get(request.transactionalId) {
+            if !access.allows(.write, .transactionalId, request.transactionalId) {
+                code = .transactionalIdAuthorizationFailed
+            } else if !access.allows(.read, .group, request.groupId) {
+                code = .groupAuthorizationFailed
+            } else if let m = transactions.get(request.transactionalId) {
                 do {
                     try m.verifyWrite(producerId: request.producerId, epoch: request.producerEpoch, partition: offsetsPartition)
                 } catch let failure as TransactionMetadata.Failure {
@@ -336,8 +359,9 @@ extension Broker {
             for t in request.topics {
                 var rt = TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name: t.name)
                 let known = metadata.topic(t.name)
+                let topicAllowed = access.allows(.read, .topic, t.name)
                 for p in t.partitions {
-                    var c = code
+                    var c = code == .none && !topicAllowed ? .topicAuthorizationFailed : code
                     if c == .none {
                         let checked = Self.checkCommit(t.name, known, p.partitionIndex, p.committedOffset, p.committedLeaderEpoch,
                                                        p.committedMetadata, nowMs: now)
@@ -372,7 +396,9 @@ extension Broker {
         let states = Set(request.stateFilters)
         let pids = Set(request.producerIdFilters)
         let now = currentTimeMs()
+        let access = access(context)
         for m in transactions.all.sorted(by: { $0.transactionalId < $1.transactionalId }) {
+            if !access.allows(.describe, .transactionalId, m.transactionalId) { continue }
             if !states.isEmpty && !states.contains(m.status.name) { continue }
             if !pids.isEmpty && !pids.contains(m.producerId) { continue }
             // v1: only transactions running longer than the filter (ms); -1 means no filter.
@@ -386,7 +412,14 @@ extension Broker {
     func handleDescribeTransactions(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeTransactionsRequest.decode(from: &body, version: context.version)
         var response = DescribeTransactionsResponse()
+        let access = access(context)
         for id in request.transactionalIds {
+            guard access.allows(.describe, .transactionalId, id) else {
+                response.transactionStates.append(.init(errorCode: ErrorCode.transactionalIdAuthorizationFailed.rawValue, transactionalId: id,
+                                                        transactionState: "", transactionTimeoutMs: 0, transactionStartTimeMs: -1,
+                                                        producerId: -1, producerEpoch: -1))
+                continue
+            }
             guard let m = transactions.get(id) else {
                 response.transactionStates.append(.init(errorCode: ErrorCode.transactionalIdNotFound.rawValue, transactionalId: id,
                                                         transactionState: "", transactionTimeoutMs: 0, transactionStartTimeMs: -1,

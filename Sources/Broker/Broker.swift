@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Metrics
 import Records
+import Security
 import Dispatch
 
 /// Wall-clock milliseconds (the only clock the handlers read; state machines get it passed in).
@@ -22,6 +23,8 @@ struct RequestContext {
     var version: Int16
     var eventLoop: EventLoop
     var clientHost: String
+    /// Who sent it: User:ANONYMOUS on a PLAINTEXT listener (authentication arrives with SASL and TLS).
+    var principal: RequestPrincipal
 }
 
 /// The broker: storage, metadata and request handlers, independent of sockets (the server in
@@ -70,6 +73,8 @@ public final class Broker: @unchecked Sendable {
         (.describeGroups, 0...5), (.deleteGroups, 0...2), (.offsetDelete, 0...0), (.describeLogDirs, 0...4),
         (.addPartitionsToTxn, 0...3), (.addOffsetsToTxn, 0...3), (.endTxn, 0...3), (.txnOffsetCommit, 0...3),
         (.listTransactions, 0...1), (.describeTransactions, 0...0),
+        (.describeAcls, 0...3), (.createAcls, 0...3), (.deleteAcls, 0...3),
+        (.describeUserScramCredentials, 0...0), (.alterUserScramCredentials, 0...0),
     ]
     static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
 
@@ -117,7 +122,9 @@ public final class Broker: @unchecked Sendable {
             default: MetadataStore.logConfig
             }
         }
-        let store = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger)
+        let store = try MetadataStore(logManager: logManager, nodeId: config.nodeId, nowMs: now, logger: logger,
+                                      authorizerSettings: AclAuthorizer(superUsers: AclAuthorizer.parseSuperUsers(config.superUsers),
+                                                                        allowEveryoneIfNoAclFound: config.allowEveryoneIfNoAclFound))
         metadata = store
         try logManager.openDeferred(nowMs: now) { Self.topicConfig($0, defaults: defaults, metadata: store) }
         groups = try GroupCoordinator(logManager: logManager, config: offsetsConfig,
@@ -268,7 +275,8 @@ public final class Broker: @unchecked Sendable {
             logger.debug("closing connection: unsupported api \(key) v\(version) from \(clientHost)")
             return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
         }
-        let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, clientHost: clientHost)
+        let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, clientHost: clientHost,
+                                     principal: .anonymous(host: clientHost))
         let started = DispatchTime.now().uptimeNanoseconds
         if let m = requestMetrics[key] {
             m.count.increment()
@@ -326,6 +334,11 @@ public final class Broker: @unchecked Sendable {
             case .txnOffsetCommit: return try handleTxnOffsetCommit(context, &body)
             case .listTransactions: return done(context, try handleListTransactions(context, &body))
             case .describeTransactions: return done(context, try handleDescribeTransactions(context, &body))
+            case .describeAcls: return done(context, try handleDescribeAcls(context, &body))
+            case .createAcls: return done(context, try handleCreateAcls(context, &body))
+            case .deleteAcls: return done(context, try handleDeleteAcls(context, &body))
+            case .describeUserScramCredentials: return done(context, try handleDescribeUserScramCredentials(context, &body))
+            case .alterUserScramCredentials: return done(context, try handleAlterUserScramCredentials(context, &body))
             default: return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
             }
         } catch let error as DecodeError {

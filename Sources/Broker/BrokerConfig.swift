@@ -82,6 +82,18 @@ public struct BrokerConfig: Sendable {
     public var partitionsMax = 100_000
     /// log.cleaner.enable, .threads, .io.max.bytes.per.second, .backoff.ms, .dedupe.buffer.size
     public var cleaner = LogCleaner.Config()
+    /// `authorizer.class.name`: empty (Kafka's default) runs without an authorizer, and the ACL
+    /// APIs answer SECURITY_DISABLED; Kafka's standard authorizer class names turn on Sluice's.
+    public var authorizerClassName = ""
+    /// `super.users`: principals (`User:alice;User:bob`) every ACL check allows.
+    public var superUsers = ""
+    /// `allow.everyone.if.no.acl.found`: whether a resource no ACL applies to is open to all.
+    public var allowEveryoneIfNoAclFound = false
+    /// The class names that mean the standard ACL authorizer (KRaft's, and ZooKeeper-era Kafka's).
+    public static let standardAuthorizers: Set<String> = [
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer",
+    ]
+    public var authorizerEnabled: Bool { !authorizerClassName.isEmpty }
     /// Properties we did not recognise, warned about once at start.
     public var unknown: [String] = []
 
@@ -266,6 +278,14 @@ public struct BrokerConfig: Sendable {
         case "sluice.socket.receive":
             guard value == "frames" || value == "cumulation" else { throw .invalid("\(key): frames or cumulation, not \(value)") }
             socketReceive = value
+        case "authorizer.class.name":
+            let name = value.trimmingCharacters(in: " ")
+            guard name.isEmpty || Self.standardAuthorizers.contains(name) else {
+                throw .invalid("\(key): Sluice has the standard ACL authorizer only (\(Self.standardAuthorizers.sorted().joined(separator: " or "))), not \(value)")
+            }
+            authorizerClassName = name
+        case "super.users": superUsers = value
+        case "allow.everyone.if.no.acl.found": allowEveryoneIfNoAclFound = try bool()
         case "sluice.log.level":
             guard let level = Logger.Level(rawValue: value.lowercased()) else { throw .invalid("\(key): unknown level \(value)") }
             logLevel = level

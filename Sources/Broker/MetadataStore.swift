@@ -4,6 +4,7 @@ import LogStorage
 import NIOConcurrencyHelpers
 import NIOCore
 import Records
+import Security
 
 /// A topic as the metadata image knows it.
 public struct TopicMetadata: Sendable, Equatable {
@@ -15,7 +16,8 @@ public struct TopicMetadata: Sendable, Equatable {
 }
 
 /// Cluster metadata as an append-only log of KRaft metadata records in `__cluster_metadata-0`
-/// (TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord, ProducerIdsRecord), replayed
+/// (TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord, ProducerIdsRecord, ACL and SCRAM
+/// credential records), replayed
 /// into an in-memory image at start. A quorum of one: each change is one fsync'd batch, applied
 /// to the image after it is durable. A Raft log can take the single writer's place later.
 public final class MetadataStore: @unchecked Sendable {
@@ -31,6 +33,11 @@ public final class MetadataStore: @unchecked Sendable {
     /// Group configs (resource type 32, KIP-848) by group id.
     private var groupConfigs: [String: [String: String]] = [:]
     private var nextProducerId: Int64 = 0
+    /// ACLs by the id their AccessControlEntryRecord gave them, and the authorizer built from them.
+    private var aclsById: [Uuid: AclBinding] = [:]
+    private var authorizer: AclAuthorizer
+    /// SCRAM credentials by user, then mechanism.
+    private var scram: [String: [ScramMechanism: ScramCredential]] = [:]
     private var producerIdBlockEnd: Int64 = 0
 
     /// The metadata log's own settings: every record fsynced before it counts, kept forever, and
@@ -45,8 +52,10 @@ public final class MetadataStore: @unchecked Sendable {
         return config
     }()
 
-    public init(logManager: LogManager, nodeId: Int32, nowMs: Int64, logger: Logger) throws {
+    public init(logManager: LogManager, nodeId: Int32, nowMs: Int64, logger: Logger,
+                authorizerSettings: AclAuthorizer = AclAuthorizer()) throws {
         self.nodeId = nodeId
+        authorizer = authorizerSettings
         self.logger = logger
         log = try logManager.createLog(topic: Self.logName, partition: 0, config: Self.logConfig, nowMs: nowMs)
         try replay()
@@ -58,7 +67,51 @@ public final class MetadataStore: @unchecked Sendable {
 
     public func groupConfigs(_ groupId: String) -> [String: String] { lock.withLock { groupConfigs[groupId] ?? [:] } }
 
+    /// The ACLs now in force (a value: later changes do not alter it).
+    public var acls: AclAuthorizer { lock.withLock { authorizer } }
+
+    public func scramCredentials(_ user: String) -> [ScramMechanism: ScramCredential] { lock.withLock { scram[user] ?? [:] } }
+    public var scramUsers: [String] { lock.withLock { scram.keys.sorted() } }
+
     // MARK: - changes
+
+    /// Stores bindings not stored yet (an identical binding is not stored twice).
+    public func createAcls(_ bindings: [AclBinding], nowMs: Int64) throws {
+        try lock.withLock {
+            var seen = Set(aclsById.values)
+            var records: [(Int16, Int16, ByteBuffer)] = []
+            for b in bindings where seen.insert(b).inserted {
+                records.append(Self.frame(AccessControlEntryRecord(
+                    id: Uuid.random(), resourceType: b.resourceType.rawValue, resourceName: b.resourceName, patternType: b.patternType.rawValue,
+                    principal: b.principal, host: b.host, operation: b.operation.rawValue, permissionType: b.permission.rawValue)))
+            }
+            if !records.isEmpty { try appendLocked(records, nowMs: nowMs) }
+        }
+    }
+
+    /// Removes every binding a filter matches; answers, per filter, the bindings it removed.
+    public func deleteAcls(_ filters: [AclBindingFilter], nowMs: Int64) throws -> [[AclBinding]] {
+        try lock.withLock {
+            var removed: [Uuid] = []
+            let matched = filters.map { filter in
+                aclsById.filter { filter.matches($0.value) }.sorted { $0.key.description < $1.key.description }
+            }
+            for m in matched { for (id, _) in m where !removed.contains(id) { removed.append(id) } }
+            if !removed.isEmpty { try appendLocked(removed.map { Self.frame(RemoveAccessControlEntryRecord(id: $0)) }, nowMs: nowMs) }
+            return matched.map { $0.map(\.value) }
+        }
+    }
+
+    /// SCRAM credential changes: upserts and deletions, in one durable batch.
+    public func alterScramCredentials(upserts: [(String, ScramCredential)], deletions: [(String, ScramMechanism)], nowMs: Int64) throws {
+        var records = deletions.map { Self.frame(RemoveUserScramCredentialRecord(name: $0.0, mechanism: $0.1.rawValue)) }
+        records += upserts.map { user, c in
+            Self.frame(UserScramCredentialRecord(name: user, mechanism: c.mechanism.rawValue, salt: c.salt, storedKey: c.storedKey,
+                                                 serverKey: c.serverKey, iterations: c.iterations))
+        }
+        guard !records.isEmpty else { return }
+        try commit(records, nowMs: nowMs)
+    }
 
     public func createTopic(_ name: String, partitions: Int32, configs: [String: String], nowMs: Int64) throws -> TopicMetadata {
         let id = Uuid.random()
@@ -123,6 +176,10 @@ public final class MetadataStore: @unchecked Sendable {
         case is ConfigRecord: ConfigRecord.apiKey
         case is RemoveTopicRecord: RemoveTopicRecord.apiKey
         case is ProducerIdsRecord: ProducerIdsRecord.apiKey
+        case is AccessControlEntryRecord: AccessControlEntryRecord.apiKey
+        case is RemoveAccessControlEntryRecord: RemoveAccessControlEntryRecord.apiKey
+        case is UserScramCredentialRecord: UserScramCredentialRecord.apiKey
+        case is RemoveUserScramCredentialRecord: RemoveUserScramCredentialRecord.apiKey
         default: -1
         }
     }
@@ -188,8 +245,40 @@ public final class MetadataStore: @unchecked Sendable {
             let r = try ProducerIdsRecord.decode(from: &b, version: version)
             producerIdBlockEnd = max(producerIdBlockEnd, r.nextProducerId)
             nextProducerId = producerIdBlockEnd  // ids of a block in use at a crash are never reused
+        case AccessControlEntryRecord.apiKey, RemoveAccessControlEntryRecord.apiKey:
+            try applyAcl(key: key, version: version, body: &b)
+        case UserScramCredentialRecord.apiKey:
+            let r = try UserScramCredentialRecord.decode(from: &b, version: version)
+            guard let m = ScramMechanism(rawValue: r.mechanism) else { break }
+            scram[r.name, default: [:]][m] = ScramCredential(mechanism: m, salt: r.salt, storedKey: r.storedKey, serverKey: r.serverKey,
+                                                             iterations: r.iterations)
+        case RemoveUserScramCredentialRecord.apiKey:
+            let r = try RemoveUserScramCredentialRecord.decode(from: &b, version: version)
+            if let m = ScramMechanism(rawValue: r.mechanism) {
+                scram[r.name]?.removeValue(forKey: m)
+                if scram[r.name]?.isEmpty == true { scram.removeValue(forKey: r.name) }
+            }
         default:
             logger.warning("metadata: skipping unknown record type \(key)")
         }
+    }
+
+    private func applyAcl(key: Int16, version: Int16, body: inout ByteBuffer) throws {
+        if key == RemoveAccessControlEntryRecord.apiKey {
+            let r = try RemoveAccessControlEntryRecord.decode(from: &body, version: version)
+            if let b = aclsById.removeValue(forKey: r.id) { authorizer.remove(b) }
+            return
+        }
+        let r = try AccessControlEntryRecord.decode(from: &body, version: version)
+        guard let type = AclResourceType(rawValue: r.resourceType), let pattern = AclPatternType(rawValue: r.patternType),
+              let op = AclOperation(rawValue: r.operation), let permission = AclPermissionType(rawValue: r.permissionType)
+        else {
+            logger.warning("metadata: skipping an ACL with codes this version does not know")
+            return
+        }
+        let b = AclBinding(resourceType: type, resourceName: r.resourceName, patternType: pattern, principal: r.principal, host: r.host,
+                           operation: op, permission: permission)
+        aclsById[r.id] = b
+        authorizer.add(b)
     }
 }
