@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "Broker", "KafkaClient", "LogStorage", "KafkaProtocol", "Records", "SystemIO",
+                "Broker", "KafkaClient", "LogStorage", "KafkaProtocol", "Records", "SystemIO", "Security",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -6,8 +6,9 @@
 Every test that needs a broker runs alone against a fresh single node (its own log directory
 and port, auto-create on, 4 partitions per topic, as librdkafka's own test clusters have). The
 suite's config file is written by this script and passed with RDKAFKA_TEST_CONF, so the source
-tree's tests/test.conf is left alone; tests that call Kafka's kafka-topics.sh get a stand-in
-that runs `sluice topics` (the Admin API). Results go to a table in docs/compatibility.md,
+tree's tests/test.conf is left alone; tests that call Kafka's kafka-topics.sh or kafka-acls.sh get
+stand-ins that run `sluice topics` and `sluice acls` (the Admin API). The broker runs with the
+standard authorizer and allow.everyone.if.no.acl.found=true, so the ACL tests have one to talk to. Results go to a table in docs/compatibility.md,
 between the librdkafka-suite markers, with the reason for every test that does not pass.
 
 TEST is a test number (0011) or a name substring; none means every test that needs a broker.
@@ -57,9 +58,6 @@ REASONS = {
     "0142": "needs SASL re-authentication (issue #39)",
     "0101": "needs several brokers with rack ids (fetch from follower, issue #37)",
     "0107": "needs topic deletion and re-creation visible through several brokers' metadata",
-    "0109": "calls kafka-acls.sh: needs ACLs and an authorizer (issue #39)",
-    "0081": "stops at its ACL subtests (CreateAcls), which need ACLs and an authorizer, and its SCRAM one needs "
-            "SCRAM credentials (both issue #39); every other subtest passes when run alone (docs/compatibility.md)",
     "0103": "creates topics with replication factor 3: needs three brokers (issue #37)",
 }
 
@@ -99,15 +97,16 @@ def tests_needing_a_broker():
     return found
 
 
-def kafka_topics_stand_in(directory):
-    """$KAFKA_PATH/bin/kafka-topics.sh for the tests that shell out to it."""
+def kafka_tools_stand_in(directory):
+    """$KAFKA_PATH/bin/kafka-topics.sh and kafka-acls.sh for the tests that shell out to them."""
     bin_dir = os.path.join(directory, "bin")
     os.makedirs(bin_dir, exist_ok=True)
-    path = os.path.join(bin_dir, "kafka-topics.sh")
-    with open(path, "w") as f:
-        f.write(f'#!/bin/sh\n# Stand-in for Kafka\'s kafka-topics.sh: the same flags, through the Admin API.\n'
-                f'exec "{BINARY}" topics "$@"\n')
-    os.chmod(path, 0o755)
+    for script, command in (("kafka-topics.sh", "topics"), ("kafka-acls.sh", "acls")):
+        path = os.path.join(bin_dir, script)
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\n# Stand-in for Kafka\'s {script}: the same flags, through the Admin API.\n'
+                    f'exec "{BINARY}" {command} "$@"\n')
+        os.chmod(path, 0o755)
     return directory
 
 
@@ -118,7 +117,10 @@ class Broker:
         self.log = open(log_path, "w")
         args = [BINARY, "server", "--override", f"log.dirs={self.dir}/logs",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "--override", "num.partitions=4", "--override", "auto.create.topics.enable=true"]
+                "--override", "num.partitions=4", "--override", "auto.create.topics.enable=true",
+                # The ACL tests need an authorizer; with no ACL a resource stays open to all.
+                "--override", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "--override", "allow.everyone.if.no.acl.found=true"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.time() + 60
         for line in self.proc.stdout:
@@ -269,7 +271,7 @@ def main():
     wanted = sys.argv[1:]
     if wanted:
         tests = [t for t in tests if any(w in t[0] for w in wanted)]
-    stand_in = kafka_topics_stand_in(tempfile.mkdtemp(prefix="kafka-path-"))
+    stand_in = kafka_tools_stand_in(tempfile.mkdtemp(prefix="kafka-path-"))
     by_number = {}
     FLAGS.update(dict(tests))
     for name, _ in tests:

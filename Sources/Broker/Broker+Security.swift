@@ -89,7 +89,10 @@ extension Broker {
         } else {
             let byResource = Dictionary(grouping: metadata.acls.matching(filter)) { ResourceKey($0) }
             response.resources = byResource.keys.sorted().map { key in
-                .init(resourceType: key.type, resourceName: key.name, patternType: key.pattern, acls: byResource[key]!.map {
+                let acls = byResource[key]!.sorted {
+                    ($0.principal, $0.host, $0.operation.rawValue, $0.permission.rawValue) < ($1.principal, $1.host, $1.operation.rawValue, $1.permission.rawValue)
+                }
+                return .init(resourceType: key.type, resourceName: key.name, patternType: key.pattern, acls: acls.map {
                     .init(principal: $0.principal, host: $0.host, operation: $0.operation.rawValue, permissionType: $0.permission.rawValue)
                 })
             }

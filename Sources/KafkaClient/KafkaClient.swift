@@ -285,3 +285,29 @@ public final class KafkaClient {
         for r in response.results { try Self.check(r.errorCode, r.groupId) }
     }
 }
+
+// MARK: - ACLs
+
+extension KafkaClient {
+    /// Creates bindings; throws on the first refused one.
+    public func createAcls(_ creations: [CreateAclsRequest.AclCreation]) throws {
+        let v = try connection.version(for: .createAcls, preferred: 2)
+        let response = try connection.send(CreateAclsRequest(creations: creations), version: v, as: CreateAclsResponse.self)
+        for r in response.results { try Self.check(r.errorCode, r.errorMessage) }
+    }
+
+    public func describeAcls(_ filter: DescribeAclsRequest) throws -> [DescribeAclsResponse.DescribeAclsResource] {
+        let v = try connection.version(for: .describeAcls, preferred: 2)
+        let response = try connection.send(filter, version: v, as: DescribeAclsResponse.self)
+        try Self.check(response.errorCode, response.errorMessage)
+        return response.resources
+    }
+
+    /// Deletes what the filters match; returns the deleted bindings.
+    public func deleteAcls(_ filters: [DeleteAclsRequest.DeleteAclsFilter]) throws -> [DeleteAclsResponse.DeleteAclsMatchingAcl] {
+        let v = try connection.version(for: .deleteAcls, preferred: 2)
+        let response = try connection.send(DeleteAclsRequest(filters: filters), version: v, as: DeleteAclsResponse.self)
+        for r in response.filterResults { try Self.check(r.errorCode, r.errorMessage) }
+        return response.filterResults.flatMap(\.matchingAcls)
+    }
+}

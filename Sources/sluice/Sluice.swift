@@ -17,7 +17,7 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A Kafka-compatible log server.",
-        subcommands: [Server.self, Storage.self, Topics.self, ConsoleProducer.self, ConsoleConsumer.self,
+        subcommands: [Server.self, Storage.self, Topics.self, Acls.self, ConsoleProducer.self, ConsoleConsumer.self,
                       ConsumerGroups.self, Perf.self, DumpLog.self]
     )
 }

@@ -20,7 +20,7 @@ struct ImportRulesTests {
                    "Logging", "Metrics", "Prometheus", "ServiceLifecycle", "Atomics", "Collections", "DequeModule"],
         "KafkaClient": ["KafkaProtocol", "Records", "NIOCore", "NIOPosix", "Logging"],
         "MessageGenerator": [],
-        "sluice": ["Broker", "KafkaClient", "KafkaProtocol", "LogStorage", "Records", "SystemIO", "ArgumentParser", "Dispatch", "Metrics", "Prometheus",
+        "sluice": ["Broker", "KafkaClient", "KafkaProtocol", "Security", "LogStorage", "Records", "SystemIO", "ArgumentParser", "Dispatch", "Metrics", "Prometheus",
                    "Logging", "NIOCore", "NIOPosix", "ServiceLifecycle"],
     ]
 

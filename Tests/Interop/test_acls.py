@@ -1,13 +1,15 @@
 """ACLs and SCRAM credentials over the Admin API, and what the authorizer enforces, with
 confluent-kafka against the real broker. Without SASL every client is User:ANONYMOUS, so the
 tests grant or deny that principal (or User:*) and check what a client then may do."""
+import subprocess
+
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
-from conftest import wait_for
+from conftest import BINARY, wait_for
 
 AUTHORIZER = ["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "group.initial.rebalance.delay.ms=0"]
 OPEN = AUTHORIZER + ["allow.everyone.if.no.acl.found=true"]
@@ -174,3 +176,26 @@ def test_scram_credentials(make_sluice):
         a.alter_user_scram_credentials([UserScramCredentialDeletion("alice", ScramMechanism.SCRAM_SHA_256)],
                                        request_timeout=15)["alice"].result(15)
     assert e.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+
+
+def test_acls_cli_like_kafka_acls(make_sluice):
+    """`sluice acls` takes kafka-acls.sh's flags: a DENY added with it refuses records, --list
+    prints it as kafka-acls.sh does, --remove lifts it."""
+    s = make_sluice(OPEN).start()
+
+    def cli(*args):
+        return subprocess.run([BINARY, "acls", "--bootstrap-server", s.bootstrap, *args], capture_output=True, text=True, timeout=30)
+
+    assert produce_error(s, "guarded") is None
+    r = cli("--add", "--deny-principal", "User:*", "--operation", "All", "--deny-host", "*", "--topic", "guarded")
+    assert r.returncode == 0, r.stderr
+    assert produce_error(s, "guarded").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    r = cli("--add", "--allow-principal", "User:alice", "--producer", "--topic", "orders-", "--resource-pattern-type", "prefixed")
+    assert r.returncode == 0, r.stderr
+    listed = cli("--list").stdout
+    assert "ResourcePattern(resourceType=TOPIC, name=guarded, patternType=LITERAL)" in listed
+    assert "(principal=User:*, host=*, operation=ALL, permissionType=DENY)" in listed
+    assert "(principal=User:alice, host=*, operation=CREATE, permissionType=ALLOW)" in listed
+    assert cli("--remove", "--topic", "guarded", "--force").returncode == 0
+    assert produce_error(s, "guarded") is None
+    assert "guarded" not in cli("--list").stdout
