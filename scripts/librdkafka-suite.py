@@ -40,7 +40,7 @@ SRC = os.environ.get("LIBRDKAFKA_SRC")
 KAFKA_VERSION = os.environ.get("TEST_KAFKA_VERSION", "4.0.0")
 REPEAT = int(os.environ.get("RDK_REPEAT", "1"))
 TIMEOUT = int(os.environ.get("RDK_TIMEOUT", "900"))
-BINARY = os.environ.get("SLUICE_BIN", os.path.join(ROOT, ".build", "release", "sluice"))
+BINARY = os.path.abspath(os.environ.get("SLUICE_BIN", os.path.join(ROOT, ".build", "release", "sluice")))
 OUT = os.environ.get("RDK_OUT", os.path.join(ROOT, "docs", "compatibility.md"))
 LOGS = os.environ.get("RDK_LOGS", os.path.join(ROOT, ".build", "librdkafka-suite"))
 BEGIN, END = "<!-- librdkafka-suite:begin -->", "<!-- librdkafka-suite:end -->"
@@ -49,8 +49,6 @@ BEGIN, END = "<!-- librdkafka-suite:begin -->", "<!-- librdkafka-suite:end -->"
 # Sluice defect. A test listed here that passes is reported as passing.
 REASONS = {
     "0097": "needs an SSL listener (issue #39)",
-    "0115": "needs SASL/ACLs (issue #39)",
-    "0119": "needs SASL/ACLs (issue #39)",
     "0126": "needs an OIDC token endpoint and SASL/OAUTHBEARER (issue #39)",
     "0128": "needs SASL (issue #39)",
     "0133": "needs an SSL listener (issue #39)",
