@@ -60,80 +60,23 @@ extension Broker {
             let writeAllowed = access.allows(.write, .topic, topic.name)
             for partition in topic.partitionData {
                 var result = ProduceResponse.PartitionProduceResponse(index: partition.index, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
-                func fail(_ code: ErrorCode, _ message: String? = nil) {
-                    metrics.failedProduce.increment()
-                    result.errorCode = code.rawValue
-                    result.errorMessage = message
-                }
                 if request.acks != 0 && request.acks != 1 && request.acks != -1 {
-                    fail(.invalidRequiredAcks)
+                    failProduce(&result, .invalidRequiredAcks)
                 } else if transactionalIdDenied {
-                    fail(.transactionalIdAuthorizationFailed)
+                    failProduce(&result, .transactionalIdAuthorizationFailed)
                 } else if !writeAllowed {
-                    fail(.topicAuthorizationFailed)
+                    failProduce(&result, .topicAuthorizationFailed)
                 } else if internalTopic {
                     // Only the coordinators write there (Kafka: "Cannot append to internal topic").
-                    fail(.invalidTopicException, "cannot append to internal topic \(topic.name)")
+                    failProduce(&result, .invalidTopicException, "cannot append to internal topic \(topic.name)")
                 } else if let log = logManager.log(topic: topic.name, partition: partition.index), topic.name != MetadataStore.logName {
-                    switch validate(partition.records, version: version, config: log.currentConfig) {
-                    case .failure(let failure):
-                        fail(failure.code, failure.message)
-                        // KIP-467: which records were refused, so the client fails only those.
-                        result.recordErrors = failure.recordIndexes.map { .init(batchIndex: $0, batchIndexErrorMessage: failure.message) }
-                    case .success(let batch):
-                        do {
-                            // Idempotent producers: check the sequence, append, record, under the
-                            // partition's producer-state lock.
-                            let state = batch.producerId >= 0 ? try producerStates.state(for: log) : nil
-                            state?.lock.lock()
-                            defer { state?.lock.unlock() }
-                            if batch.isTransactional, let code = verifyTransactionalWrite(batch, topic: topic.name, partition: partition.index) {
-                                fail(code, "not part of an ongoing transaction of producer \(batch.producerId) epoch \(batch.producerEpoch)")
-                                topicResponse.partitionResponses.append(result)
-                                continue
-                            }
-                            let verdict = state?.machine.check(producerId: batch.producerId, epoch: batch.producerEpoch,
-                                                               firstSequence: batch.baseSequence, lastSequence: batch.lastSequence) ?? .append
-                            switch verdict {
-                            case .append:
-                                let r = try log.append([batch], nowMs: now, deferFlush: true, deferWrite: true)
-                                metrics.bytesIn.increment(by: batch.byteCount)
-                                metrics.messagesIn.increment(by: Int(batch.recordCount))
-                                state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
-                                                      firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
-                                                      firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now,
-                                                      transactional: batch.isTransactional)
-                                if r.needsFlush || r.needsWrite {
-                                    flushes.append((log, r.lastOffset + 1, r.needsFlush, response.responses.count, topicResponse.partitionResponses.count))
-                                }
-                                result.baseOffset = r.baseOffset
-                                result.logAppendTimeMs = r.logAppendTime
-                                result.logStartOffset = r.logStartOffset
-                                appended.append(log.name)
-                            case .duplicate(let firstOffset, let lastOffset):
-                                // A retry of a batch already in the log: answer with its offsets.
-                                result.baseOffset = firstOffset
-                                result.logStartOffset = log.logStartOffset
-                                let ack = log.currentConfig.durability == .ack
-                                if (ack && log.durableOffset <= lastOffset) || log.writtenOffset <= lastOffset {
-                                    flushes.append((log, lastOffset + 1, ack, response.responses.count, topicResponse.partitionResponses.count))
-                                }
-                            case .outOfOrderSequence(let expected, let got):
-                                fail(.outOfOrderSequenceNumber, "expected sequence \(expected), got \(got)")
-                            case .invalidEpoch(let current, let got):
-                                fail(.invalidProducerEpoch, "producer epoch \(got) is older than \(current)")
-                            case .unknownProducer:
-                                fail(.unknownProducerId, "no state for producer \(batch.producerId)")
-                            }
-                        } catch StorageError.recordTooLarge {
-                            fail(.messageTooLarge)
-                        } catch {
-                            logger.error("append to \(log.name) failed: \(error)")
-                            fail(.kafkaStorageError, "\(error)")
-                        }
+                    if let owed = append(partition.records, to: log, topic: topic.name, partition: partition.index, version: version,
+                                         nowMs: now, into: &result) {
+                        flushes.append((log, owed.offset, owed.durable, response.responses.count, topicResponse.partitionResponses.count))
                     }
+                    if result.errorCode == 0 { appended.append(log.name) }
                 } else {
-                    fail(.unknownTopicOrPartition)
+                    failProduce(&result, .unknownTopicOrPartition)
                 }
                 topicResponse.partitionResponses.append(result)
             }
@@ -141,6 +84,73 @@ extension Broker {
         }
         if !appended.isEmpty { fetchWaiters.wake(appended) }
         return (response, flushes)
+    }
+
+    private func failProduce(_ result: inout ProduceResponse.PartitionProduceResponse, _ code: ErrorCode, _ message: String? = nil) {
+        metrics.failedProduce.increment()
+        result.errorCode = code.rawValue
+        result.errorMessage = message
+    }
+
+    /// Validates one partition's batch and appends it (an idempotent producer's sequence checked,
+    /// appended and recorded under the partition's producer-state lock), filling in `result`.
+    /// Returns what the answer must wait for: the offset to be written or synced up to, and
+    /// whether it is a sync.
+    private func append(_ records: ByteBuffer?, to log: PartitionLog, topic: String, partition: Int32, version: Int16, nowMs now: Int64,
+                        into result: inout ProduceResponse.PartitionProduceResponse) -> (offset: Int64, durable: Bool)? {
+        let batch: RecordBatch
+        switch validate(records, version: version, config: log.currentConfig) {
+        case .failure(let failure):
+            failProduce(&result, failure.code, failure.message)
+            // KIP-467: which records were refused, so the client fails only those.
+            result.recordErrors = failure.recordIndexes.map { .init(batchIndex: $0, batchIndexErrorMessage: failure.message) }
+            return nil
+        case .success(let b): batch = b
+        }
+        do {
+            let state = batch.producerId >= 0 ? try producerStates.state(for: log) : nil
+            state?.lock.lock()
+            defer { state?.lock.unlock() }
+            if batch.isTransactional, let code = verifyTransactionalWrite(batch, topic: topic, partition: partition) {
+                failProduce(&result, code, "not part of an ongoing transaction of producer \(batch.producerId) epoch \(batch.producerEpoch)")
+                return nil
+            }
+            let verdict = state?.machine.check(producerId: batch.producerId, epoch: batch.producerEpoch,
+                                               firstSequence: batch.baseSequence, lastSequence: batch.lastSequence) ?? .append
+            switch verdict {
+            case .append:
+                let r = try log.append([batch], nowMs: now, deferFlush: true, deferWrite: true)
+                metrics.bytesIn.increment(by: batch.byteCount)
+                metrics.messagesIn.increment(by: Int(batch.recordCount))
+                state?.machine.record(producerId: batch.producerId, epoch: batch.producerEpoch,
+                                      firstSequence: batch.baseSequence, lastSequence: batch.lastSequence,
+                                      firstOffset: r.baseOffset, lastOffset: r.lastOffset, timestampMs: now,
+                                      transactional: batch.isTransactional)
+                result.baseOffset = r.baseOffset
+                result.logAppendTimeMs = r.logAppendTime
+                result.logStartOffset = r.logStartOffset
+                return r.needsFlush || r.needsWrite ? (r.lastOffset + 1, r.needsFlush) : nil
+            case .duplicate(let firstOffset, let lastOffset):
+                // A retry of a batch already in the log: answer with its offsets, once they are
+                // as durable as a first append's would be.
+                result.baseOffset = firstOffset
+                result.logStartOffset = log.logStartOffset
+                let ack = log.currentConfig.durability == .ack
+                return (ack && log.durableOffset <= lastOffset) || log.writtenOffset <= lastOffset ? (lastOffset + 1, ack) : nil
+            case .outOfOrderSequence(let expected, let got):
+                failProduce(&result, .outOfOrderSequenceNumber, "expected sequence \(expected), got \(got)")
+            case .invalidEpoch(let current, let got):
+                failProduce(&result, .invalidProducerEpoch, "producer epoch \(got) is older than \(current)")
+            case .unknownProducer:
+                failProduce(&result, .unknownProducerId, "no state for producer \(batch.producerId)")
+            }
+        } catch StorageError.recordTooLarge {
+            failProduce(&result, .messageTooLarge)
+        } catch {
+            logger.error("append to \(log.name) failed: \(error)")
+            failProduce(&result, .kafkaStorageError, "\(error)")
+        }
+        return nil
     }
 
     /// Kafka's checks on produced data: exactly one magic-2 batch (Produce v3+), an intact CRC,
