@@ -16,7 +16,7 @@ extension Broker {
     func handleMetadata(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try MetadataRequest.decode(from: &body, version: context.version)
         let access = access(context)
-        let (host, port) = config.advertised
+        let (host, port) = (context.session.listener.advertisedHost, context.session.listener.advertisedPort)
         var response = MetadataResponse(
             brokers: [.init(nodeId: config.nodeId, host: host, port: Int32(port), rack: nil)],
             clusterId: clusterId, controllerId: config.nodeId,
@@ -236,7 +236,7 @@ extension Broker {
     func handleDescribeCluster(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try DescribeClusterRequest.decode(from: &body, version: context.version)
         let access = access(context)
-        let (host, port) = config.advertised
+        let (host, port) = (context.session.listener.advertisedHost, context.session.listener.advertisedPort)
         var response = DescribeClusterResponse(
             endpointType: 1, clusterId: clusterId, controllerId: config.nodeId,
             brokers: [.init(brokerId: config.nodeId, host: host, port: Int32(port), rack: nil)],
@@ -267,11 +267,14 @@ extension Broker {
     }
 
     func brokerEntries() -> [(name: String, value: String, source: Int8)] {
-        let (host, port) = config.advertised
+        let listeners = (try? config.resolveListeners()) ?? []
         var entries: [(String, String, Int8)] = [
             ("node.id", "\(config.nodeId)", ConfigSource.staticBroker.rawValue),
-            ("listeners", "PLAINTEXT://\(config.listenerHost):\(config.listenerPort)", ConfigSource.staticBroker.rawValue),
-            ("advertised.listeners", "PLAINTEXT://\(host):\(port)", ConfigSource.staticBroker.rawValue),
+            ("listeners", listeners.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ","), ConfigSource.staticBroker.rawValue),
+            ("advertised.listeners", listeners.map { "\($0.name)://\($0.advertisedHost):\($0.advertisedPort)" }.joined(separator: ","),
+             ConfigSource.staticBroker.rawValue),
+            ("listener.security.protocol.map", config.securityProtocolMap.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }
+                .joined(separator: ","), ConfigSource.staticBroker.rawValue),
             ("log.dirs", config.logDir, ConfigSource.staticBroker.rawValue),
             ("num.partitions", "\(config.numPartitions)", ConfigSource.staticBroker.rawValue),
             ("auto.create.topics.enable", "\(config.autoCreateTopics)", ConfigSource.staticBroker.rawValue),

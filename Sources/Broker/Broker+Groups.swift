@@ -9,7 +9,7 @@ import Security
 extension Broker {
     func handleFindCoordinator(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
         let request = try FindCoordinatorRequest.decode(from: &body, version: context.version)
-        let (host, port) = config.advertised
+        let (host, port) = (context.session.listener.advertisedHost, context.session.listener.advertisedPort)
         // Key type 0 is a consumer group; 1, a transactional id. This node coordinates both.
         let supported = request.keyType == 0 || request.keyType == 1
         if supported { markInUse(internalTopic: request.keyType == 0 ? GroupCoordinator.offsetsTopic : TransactionCoordinator.stateTopic) }

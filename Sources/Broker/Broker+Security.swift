@@ -224,3 +224,70 @@ private struct ResourceKey: Hashable, Comparable {
     init(_ b: AclBinding) { (type, name, pattern) = (b.resourceType.rawValue, b.resourceName, b.patternType.rawValue) }
     static func < (a: ResourceKey, b: ResourceKey) -> Bool { (a.type, a.name, a.pattern) < (b.type, b.name, b.pattern) }
 }
+
+// MARK: - SASL
+
+extension Broker {
+    func handleSaslHandshake(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try SaslHandshakeRequest.decode(from: &body, version: context.version)
+        let session = context.session
+        var response = SaslHandshakeResponse(errorCode: 0, mechanisms: session.listener.saslMechanisms.map(\.rawValue))
+        guard case .awaitingHandshake = session.login else {
+            // A PLAINTEXT listener, or a second handshake: Kafka answers ILLEGAL_SASL_STATE.
+            response.errorCode = ErrorCode.illegalSaslState.rawValue
+            return frame(response, context)
+        }
+        guard let mechanism = SaslMechanism(rawValue: request.mechanism), session.listener.saslMechanisms.contains(mechanism) else {
+            response.errorCode = ErrorCode.unsupportedSaslMechanism.rawValue
+            session.closeAfterResponse = true
+            return frame(response, context)
+        }
+        session.login = .handshaken(mechanism)
+        return frame(response, context)
+    }
+
+    func handleSaslAuthenticate(_ context: RequestContext, _ body: inout ByteBuffer) throws -> ByteBuffer {
+        let request = try SaslAuthenticateRequest.decode(from: &body, version: context.version)
+        let session = context.session
+        var response = SaslAuthenticateResponse(authBytes: [], sessionLifetimeMs: 0)
+        func fail(_ code: ErrorCode, _ message: String) {
+            logger.info("SASL login from \(session.clientHost) on \(session.listener.name) failed: \(message)")
+            response.errorCode = code.rawValue
+            response.errorMessage = message
+            session.closeAfterResponse = true
+        }
+        switch session.login {
+        case .handshaken(.plain):
+            switch PlainLogin.authenticate(request.authBytes, users: session.listener.plainUsers) {
+            case .success(let user): session.authenticated(as: user)
+            case .failure(let f): fail(.saslAuthenticationFailed, f.message)
+            }
+        case .handshaken(let mechanism):
+            guard let scram = mechanism.scram else { fail(.illegalSaslState, "unexpected SaslAuthenticate"); break }
+            var server = ScramServer(mechanism: scram)
+            switch server.receiveFirst(request.authBytes, serverNonce: Self.scramNonce(), credentials: { [metadata] in metadata.scramCredentials($0)[scram] }) {
+            case .success(let reply):
+                response.authBytes = reply
+                session.login = .scram(server)
+            case .failure(let f): fail(.saslAuthenticationFailed, f.message)
+            }
+        case .scram(var server):
+            switch server.receiveFinal(request.authBytes) {
+            case .success(let (reply, user)):
+                response.authBytes = reply
+                session.authenticated(as: user)
+            case .failure(let f): fail(.saslAuthenticationFailed, f.message)
+            }
+        case .awaitingHandshake, .done:
+            fail(.illegalSaslState, "SaslAuthenticate without a SaslHandshake before it")
+        }
+        return frame(response, context)
+    }
+
+    /// A fresh server nonce: 24 random bytes, base64 without '=' and ','.
+    static func scramNonce() -> String {
+        var g = SystemRandomNumberGenerator()
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        return String((0..<32).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })
+    }
+}

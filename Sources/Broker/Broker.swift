@@ -22,8 +22,10 @@ struct RequestContext {
     var apiKey: ApiKey
     var version: Int16
     var eventLoop: EventLoop
-    var clientHost: String
-    /// Who sent it: User:ANONYMOUS on a PLAINTEXT listener (authentication arrives with SASL and TLS).
+    /// The connection it came on: listener, principal, SASL login.
+    var session: ConnectionSession
+    var clientHost: String { session.clientHost }
+    /// Who sent it: the SASL user, or User:ANONYMOUS on a PLAINTEXT listener.
     var principal: RequestPrincipal
 }
 
@@ -75,6 +77,7 @@ public final class Broker: @unchecked Sendable {
         (.listTransactions, 0...1), (.describeTransactions, 0...0),
         (.describeAcls, 0...3), (.createAcls, 0...3), (.deleteAcls, 0...3),
         (.describeUserScramCredentials, 0...0), (.alterUserScramCredentials, 0...0),
+        (.saslHandshake, 1...1), (.saslAuthenticate, 0...2),
     ]
     static let supportedByKey: [Int16: ClosedRange<Int16>] = Dictionary(uniqueKeysWithValues: supportedVersions.map { ($0.0.rawValue, $0.1) })
 
@@ -257,7 +260,8 @@ public final class Broker: @unchecked Sendable {
 
     /// Handles one request frame. Errors that Kafka answers by closing the connection (an
     /// unreadable header, an API or version we do not speak) fail the future.
-    func handle(frame: ByteBuffer, eventLoop: EventLoop, clientHost: String) -> EventLoopFuture<ResponseFrame?> {
+    func handle(frame: ByteBuffer, eventLoop: EventLoop, session: ConnectionSession) -> EventLoopFuture<ResponseFrame?> {
+        let clientHost = session.clientHost
         var body = frame
         let header: RequestHeader
         do {
@@ -275,8 +279,13 @@ public final class Broker: @unchecked Sendable {
             logger.debug("closing connection: unsupported api \(key) v\(version) from \(clientHost)")
             return eventLoop.makeFailedFuture(BrokerError.unsupportedVersion(key, version))
         }
-        let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, clientHost: clientHost,
-                                     principal: .anonymous(host: clientHost))
+        if !session.authenticated && !ConnectionSession.allowedBeforeLogin(apiKey) {
+            // Kafka closes a connection that sends anything else before its SASL login is done.
+            logger.info("closing connection from \(clientHost): \(apiKey.name) before SASL authentication")
+            return eventLoop.makeFailedFuture(BrokerError.unauthenticated(apiKey.name))
+        }
+        let context = RequestContext(header: header, apiKey: apiKey, version: version, eventLoop: eventLoop, session: session,
+                                     principal: session.principal)
         let started = DispatchTime.now().uptimeNanoseconds
         if let m = requestMetrics[key] {
             m.count.increment()
@@ -334,6 +343,8 @@ public final class Broker: @unchecked Sendable {
             case .txnOffsetCommit: return try handleTxnOffsetCommit(context, &body)
             case .listTransactions: return done(context, try handleListTransactions(context, &body))
             case .describeTransactions: return done(context, try handleDescribeTransactions(context, &body))
+            case .saslHandshake: return done(context, try handleSaslHandshake(context, &body))
+            case .saslAuthenticate: return done(context, try handleSaslAuthenticate(context, &body))
             case .describeAcls: return done(context, try handleDescribeAcls(context, &body))
             case .createAcls: return done(context, try handleCreateAcls(context, &body))
             case .deleteAcls: return done(context, try handleDeleteAcls(context, &body))
@@ -446,7 +457,11 @@ struct PartitionLimitExceeded: Error, CustomStringConvertible {
 
 public enum BrokerError: Error, CustomStringConvertible {
     case unsupportedVersion(Int16, Int16)
+    case unauthenticated(String)
     public var description: String {
-        switch self { case let .unsupportedVersion(k, v): "unsupported API key \(k) version \(v)" }
+        switch self {
+        case let .unsupportedVersion(k, v): "unsupported API key \(k) version \(v)"
+        case let .unauthenticated(api): "\(api) before SASL authentication"
+        }
     }
 }

@@ -7,10 +7,20 @@ import LogStorage
 /// where the meaning matches.
 public struct BrokerConfig: Sendable {
     public var nodeId: Int32 = 1
-    public var listenerHost = "127.0.0.1"
-    public var listenerPort = 9092
-    public var advertisedHost: String?
-    public var advertisedPort: Int?
+    /// `listeners` and `advertised.listeners` as given (Listeners.swift resolves them).
+    public var listenerAddresses = [ListenerAddress(name: "PLAINTEXT", host: "127.0.0.1", port: 9092)]
+    public var advertisedAddresses: [ListenerAddress] = []
+    /// `listener.security.protocol.map`
+    public var securityProtocolMap = BrokerConfig.defaultProtocolMap
+    /// SASL settings, broker-wide or `listener.name.<name>.`-scoped: `sasl.enabled.mechanisms`,
+    /// `<mechanism>.sasl.jaas.config`, `sasl.jaas.config`.
+    public var listenerProperties: [String: String] = [:]
+    /// `sasl.server.max.receive.size`: the largest frame a connection may send before it has
+    /// authenticated.
+    public var saslServerMaxReceiveSize = 524_288
+    /// The first listener's bind address (the metrics endpoint binds there too).
+    public var listenerHost: String { listenerAddresses[0].host.isEmpty ? "0.0.0.0" : listenerAddresses[0].host }
+    public var listenerPort: Int { listenerAddresses[0].port }
     public var logDir = "/tmp/sluice-logs"
     public var numPartitions: Int32 = 1
     public var autoCreateTopics = true
@@ -179,7 +189,7 @@ public struct BrokerConfig: Sendable {
         "max.connections.per.ip", "queued.max.requests", "connections.max.idle.ms", "log.retention.check.interval.ms",
         "log.retention.hours", "log.retention.minutes", "log.roll.hours", "sluice.decompressed.bytes.max",
         "sluice.metrics.port", "sluice.log.level", "process.roles", "controller.quorum.voters",
-        "controller.listener.names", "inter.broker.listener.name", "listener.security.protocol.map",
+        "controller.listener.names", "inter.broker.listener.name",
         "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
         "transaction.state.log.min.isr", "num.network.threads",
         "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
@@ -203,6 +213,7 @@ public struct BrokerConfig: Sendable {
         }
         var config = BrokerConfig()
         for (k, v) in pairs { try config.apply(k, v) }
+        _ = try config.resolveListeners()
         return config
     }
 
@@ -217,16 +228,12 @@ public struct BrokerConfig: Sendable {
         }
         switch key {
         case "node.id", "broker.id": nodeId = Int32(try int())
-        case "listeners":
-            let first = value.split(separator: ",").first.map(String.init) ?? value
-            let (host, port) = try Self.listener(first, key)
-            listenerHost = host.isEmpty ? "0.0.0.0" : host
-            listenerPort = port
-        case "advertised.listeners":
-            let first = value.split(separator: ",").first.map(String.init) ?? value
-            let (host, port) = try Self.listener(first, key)
-            advertisedHost = host
-            advertisedPort = port
+        case "listeners": listenerAddresses = try Self.listenerAddresses(value, key)
+        case "advertised.listeners": advertisedAddresses = try Self.listenerAddresses(value, key)
+        case "listener.security.protocol.map": securityProtocolMap = try Self.protocolMap(value)
+        case "sasl.server.max.receive.size": saslServerMaxReceiveSize = Int(try int(1))
+        case _ where key.hasPrefix("listener.name.") || key == "sasl.enabled.mechanisms" || key == "sasl.jaas.config":
+            listenerProperties[key] = value
         case "log.dirs", "log.dir": logDir = value.split(separator: ",").first.map(String.init) ?? value
         case "num.partitions": numPartitions = Int32(try int(1))
         case "auto.create.topics.enable": autoCreateTopics = try bool()
@@ -302,23 +309,11 @@ public struct BrokerConfig: Sendable {
         do { try logDefaults.set(name, value) } catch { throw .invalid("\(error)") }
     }
 
-    /// "PLAINTEXT://host:port" -> (host, port).
-    static func listener(_ text: String, _ key: String) throws(ConfigError) -> (String, Int) {
-        var rest = Substring(text)
-        let parts = text.components(separatedBy: "://")
-        if parts.count == 2 {
-            guard parts[0] == "PLAINTEXT" else { throw .invalid("\(key): only PLAINTEXT listeners are supported, got \(parts[0])") }
-            rest = Substring(parts[1])
-        }
-        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
-            throw .invalid("\(key): expected PLAINTEXT://host:port, got \(text)")
-        }
-        return (String(rest[..<colon]), port)
-    }
-
+    /// The first listener's advertised address.
     public var advertised: (host: String, port: Int) {
-        let host = advertisedHost ?? (listenerHost == "0.0.0.0" ? "127.0.0.1" : listenerHost)
-        return (host, advertisedPort ?? listenerPort)
+        let first = listenerAddresses[0]
+        let a = advertisedAddresses.first { $0.name == first.name }
+        return (a?.host ?? (listenerHost == "0.0.0.0" ? "127.0.0.1" : listenerHost), a?.port ?? first.port)
     }
 }
 

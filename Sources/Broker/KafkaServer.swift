@@ -11,7 +11,9 @@ public final class KafkaServer: @unchecked Sendable {
     let broker: Broker
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
-    private var channel: Channel?
+    private var channels: [Channel] = []
+    /// Each listener's bound port, by listener name.
+    public private(set) var boundPorts: [String: Int] = [:]
     private var housekeeping: RepeatedTask?
     private var groupClock: RepeatedTask?
     let connections = ConnectionCounter()
@@ -24,13 +26,31 @@ public final class KafkaServer: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Binds the listener; returns the bound port (useful with port 0).
+    /// Binds every listener; returns the first one's bound port (useful with port 0).
     public func start() throws -> Int {
         let config = broker.config
         BodyPool.setLimit(bytes: config.socketReceivePoolBytes)
         // queued.max.request.bytes: reserved by the frame receiver, returned once answered.
         let memory = config.socketReceive == "frames" ? RequestMemory(limit: config.queuedMaxRequestBytes) : nil
-        let bootstrap = ServerBootstrap(group: group)
+        for listener in try config.resolveListeners() {
+            let channel = try bootstrap(listener, memory: memory).bind(host: listener.host, port: listener.port).wait()
+            channels.append(channel)
+            boundPorts[listener.name] = channel.localAddress?.port ?? listener.port
+        }
+        let interval = TimeAmount.milliseconds(min(broker.config.retentionCheckIntervalMs, 1000))
+        housekeeping = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [broker] _ in
+            broker.threadPool.submit { _ in broker.housekeeping() }
+        }
+        let loop = group.next()
+        groupClock = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [broker] _ in
+            broker.tickGroups(on: loop)
+        }
+        return boundPorts[config.listenerAddresses[0].name] ?? config.listenerPort
+    }
+
+    private func bootstrap(_ listener: Listener, memory: RequestMemory?) -> ServerBootstrap {
+        let config = broker.config
+        return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -47,8 +67,9 @@ public final class KafkaServer: @unchecked Sendable {
                     connections.close(host: host)
                     broker.metrics.connections.record(connections.count)
                 }
+                let session = ConnectionSession(listener: listener, clientHost: host, preAuthenticationFrameBytes: config.saslServerMaxReceiveSize)
                 return channel.eventLoop.makeCompletedFuture {
-                    let frames = FrameDecoder(frameBytesMax: config.requestBytesMax)
+                    let frames = FrameDecoder(frameBytesMax: config.requestBytesMax, cap: session.frameCap)
                     let sync = channel.pipeline.syncOperations
                     if config.connectionsMaxIdleMs > 0 {
                         try sync.addHandler(IdleCloser(idleMs: config.connectionsMaxIdleMs))
@@ -62,21 +83,10 @@ public final class KafkaServer: @unchecked Sendable {
                     } else {
                         try sync.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frames: frames)))
                     }
-                    try sync.addHandler(RequestHandler(broker: broker, clientHost: host, queuedMax: config.queuedMaxRequests,
+                    try sync.addHandler(RequestHandler(broker: broker, session: session, queuedMax: config.queuedMaxRequests,
                                                        inFlight: inFlight, memory: memory, logger: logger))
                 }
             }
-        let channel = try bootstrap.bind(host: config.listenerHost, port: config.listenerPort).wait()
-        self.channel = channel
-        let interval = TimeAmount.milliseconds(min(broker.config.retentionCheckIntervalMs, 1000))
-        housekeeping = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [broker] _ in
-            broker.threadPool.submit { _ in broker.housekeeping() }
-        }
-        let loop = group.next()
-        groupClock = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [broker] _ in
-            broker.tickGroups(on: loop)
-        }
-        return channel.localAddress?.port ?? config.listenerPort
     }
 
     /// SO_RCVLOWAT: the socket reports readable once this many bytes are queued (the kernel caps
@@ -91,7 +101,7 @@ public final class KafkaServer: @unchecked Sendable {
     public func stop(drainMs: Int64 = 5_000) async {
         housekeeping?.cancel()
         groupClock?.cancel()
-        try? await channel?.close().get()
+        for channel in channels { try? await channel.close().get() }
         let deadline = currentTimeMs() + drainMs
         while inFlight.count > 0 && currentTimeMs() < deadline {
             try? await Task.sleep(for: .milliseconds(10))
@@ -170,7 +180,8 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundIn = IOData
 
     let broker: Broker
-    let clientHost: String
+    let session: ConnectionSession
+    var clientHost: String { session.clientHost }
     let queuedMax: Int
     let logger: Logger
     let inFlightTotal: RequestCounter
@@ -194,11 +205,11 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// The request budget the frame receiver reserved each frame's bytes from.
     let memory: RequestMemory?
 
-    init(broker: Broker, clientHost: String, queuedMax: Int, inFlight: RequestCounter, memory: RequestMemory?, logger: Logger) {
+    init(broker: Broker, session: ConnectionSession, queuedMax: Int, inFlight: RequestCounter, memory: RequestMemory?, logger: Logger) {
         self.inFlightTotal = inFlight
         self.memory = memory
         self.broker = broker
-        self.clientHost = clientHost
+        self.session = session
         self.queuedMax = queuedMax
         self.logger = logger
     }
@@ -247,7 +258,7 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
         running += 1
         if serial { serialRunning = true }
         let loop = context.eventLoop
-        broker.handle(frame: frame, eventLoop: loop, clientHost: clientHost)
+        broker.handle(frame: frame, eventLoop: loop, session: session)
             .hop(to: loop)
             .assumeIsolatedUnsafeUnchecked()
             .whenComplete { [self] result in
@@ -259,6 +270,10 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
                 case .success(let response):
                     ready[sequence] = .some(response)
                     writeReady(context: context)
+                    if session.closeAfterResponse {
+                        closeAfterWrites(context: context)
+                        return
+                    }
                     startHeld(context: context)
                 case .failure:
                     // Kafka closes the connection on requests it cannot parse or serve.
@@ -267,6 +282,15 @@ final class RequestHandler: ChannelDuplexHandler, @unchecked Sendable {
                     context.close(promise: nil)
                 }
             }
+    }
+
+    /// A failed SASL login: its answer goes out, then the connection closes (as Kafka does).
+    private func closeAfterWrites(context: ChannelHandlerContext) {
+        closing = true
+        dropHeld()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer())), promise: written)
+        written.futureResult.whenComplete { _ in context.close(promise: nil) }
     }
 
     private func dropHeld() {

@@ -50,6 +50,9 @@ extension Broker {
     /// wire (nil: the request gets no response). A failed future means the broker would close
     /// the connection. File ranges of Fetch responses are released, not read.
     public func respondSize(to frame: ByteBuffer, eventLoop: EventLoop) -> EventLoopFuture<Int?> {
-        handle(frame: frame, eventLoop: eventLoop, clientHost: "in-process").map { $0?.byteCount }
+        let listener = Listener(name: "PLAINTEXT", host: config.listenerHost, port: config.listenerPort, securityProtocol: .plaintext,
+                                advertisedHost: config.advertised.host, advertisedPort: config.advertised.port)
+        let session = ConnectionSession(listener: listener, clientHost: "in-process", preAuthenticationFrameBytes: Int.max)
+        return handle(frame: frame, eventLoop: eventLoop, session: session).map { $0?.byteCount }
     }
 }

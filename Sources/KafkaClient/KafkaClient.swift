@@ -311,3 +311,27 @@ extension KafkaClient {
         return response.filterResults.flatMap(\.matchingAcls)
     }
 }
+
+// MARK: - SCRAM credentials
+
+extension KafkaClient {
+    /// (user, [(mechanism code, iterations)]) for the named users, or every user with credentials.
+    public func describeScramCredentials(_ users: [String]?) throws -> [(user: String, credentials: [(mechanism: Int8, iterations: Int32)])] {
+        let v = try connection.version(for: .describeUserScramCredentials, preferred: 0)
+        let request = DescribeUserScramCredentialsRequest(users: users.map { $0.map { .init(name: $0) } })
+        let response = try connection.send(request, version: v, as: DescribeUserScramCredentialsResponse.self)
+        try Self.check(response.errorCode, response.errorMessage)
+        return try response.results.map { r in
+            try Self.check(r.errorCode, r.errorMessage)
+            return (r.user, r.credentialInfos.map { ($0.mechanism, $0.iterations) })
+        }
+    }
+
+    public func alterScramCredentials(upsertions: [AlterUserScramCredentialsRequest.ScramCredentialUpsertion],
+                                      deletions: [AlterUserScramCredentialsRequest.ScramCredentialDeletion]) throws {
+        let v = try connection.version(for: .alterUserScramCredentials, preferred: 0)
+        let response = try connection.send(AlterUserScramCredentialsRequest(deletions: deletions, upsertions: upsertions), version: v,
+                                           as: AlterUserScramCredentialsResponse.self)
+        for r in response.results { try Self.check(r.errorCode, r.errorMessage.map { "\(r.user): \($0)" } ?? r.user) }
+    }
+}

@@ -13,7 +13,7 @@ public struct FrameDecoder: Sendable {
             switch self {
             case .negativeSize(let s): "frame size \(s) is negative"
             case let .tooSmall(s, minimum): "frame size \(s) is below the smallest header (\(minimum) bytes)"
-            case let .tooLarge(s, maximum): "frame size \(s) exceeds socket.request.max.bytes (\(maximum))"
+            case let .tooLarge(s, maximum): "frame size \(s) exceeds the limit of \(maximum) bytes (socket.request.max.bytes, or sasl.server.max.receive.size before authentication)"
             }
         }
     }
@@ -27,18 +27,22 @@ public struct FrameDecoder: Sendable {
 
     public let frameBytesMax: Int
     public let frameBytesMin: Int
+    /// A lower limit the connection may lift later (before a SASL login completes).
+    public let cap: FrameCap?
 
-    public init(frameBytesMax: Int = FrameDecoder.requestBytesMaxDefault, frameBytesMin: Int = FrameDecoder.requestBytesMin) {
+    public init(frameBytesMax: Int = FrameDecoder.requestBytesMaxDefault, frameBytesMin: Int = FrameDecoder.requestBytesMin, cap: FrameCap? = nil) {
         precondition(frameBytesMax >= frameBytesMin && frameBytesMin >= 0)
         self.frameBytesMax = frameBytesMax
         self.frameBytesMin = frameBytesMin
+        self.cap = cap
     }
 
     /// Throws unless `size` (a frame's length prefix) is within the bounds.
     public func check(size: Int32) throws(FrameError) {
         if size < 0 { throw .negativeSize(size) }
         if Int(size) < frameBytesMin { throw .tooSmall(size, minimum: frameBytesMin) }
-        if Int(size) > frameBytesMax { throw .tooLarge(size, maximum: frameBytesMax) }
+        let maximum = min(frameBytesMax, cap?.bytes ?? Int.max)
+        if Int(size) > maximum { throw .tooLarge(size, maximum: maximum) }
     }
 
     /// The next whole frame's body, or nil until one has arrived.
@@ -49,6 +53,13 @@ public struct FrameDecoder: Sendable {
         buffer.moveReaderIndex(forwardBy: 4)
         return buffer.readSlice(length: Int(size))!
     }
+}
+
+/// A connection's current frame limit, shared by its frame decoder and its request handler (both
+/// on the connection's event loop): small until the client has authenticated.
+public final class FrameCap: @unchecked Sendable {
+    public var bytes: Int
+    public init(bytes: Int) { self.bytes = bytes }
 }
 
 /// The frame decoder as a NIO inbound handler: bytes in, one `ByteBuffer` per frame out.

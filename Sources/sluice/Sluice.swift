@@ -17,7 +17,7 @@ struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "A Kafka-compatible log server.",
-        subcommands: [Server.self, Storage.self, Topics.self, Acls.self, ConsoleProducer.self, ConsoleConsumer.self,
+        subcommands: [Server.self, Storage.self, Topics.self, Acls.self, Configs.self, ConsoleProducer.self, ConsoleConsumer.self,
                       ConsumerGroups.self, Perf.self, DumpLog.self]
     )
 }
@@ -80,7 +80,10 @@ struct Server: AsyncParsableCommand {
             logger.info("metrics on http://\(config.listenerHost):\(bound)/metrics")
         }
         let (host, advertisedPort) = config.advertised
-        logger.info("sluice \(sluiceVersion) listening on \(config.listenerHost):\(port) (advertised \(host):\(advertisedPort)), log.dirs=\(config.logDir), cluster.id=\(broker.clusterId)")
+        for l in try config.resolveListeners() {
+            logger.info("sluice \(sluiceVersion) listening on \(l.name)://\(l.host):\(server.boundPorts[l.name] ?? port) (\(l.securityProtocol.rawValue), advertised \(l.advertisedHost):\(l.advertisedPort))")
+        }
+        logger.info("log.dirs=\(config.logDir), cluster.id=\(broker.clusterId)")
 
         // SIGTERM / SIGINT (swift-service-lifecycle): stop accepting, let in-flight requests be
         // answered, flush, checkpoint and write the clean-shutdown marker.
