@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Records", "SystemIO"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"]),
-        .testTarget(name: "SecurityTests", dependencies: ["Security"]),
+        .testTarget(name: "SecurityTests", dependencies: ["Security", "Records"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(
             name: "BrokerTests",

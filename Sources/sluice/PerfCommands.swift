@@ -221,19 +221,6 @@ struct PerfProduce: ParsableCommand {
     }
 }
 
-/// SplitMix64: a cheap generator for picking payloads and partitions (the system generator costs
-/// a getrandom call each time, which showed in the tool's profile).
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64 = UInt64.random(in: .min ... .max)) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Where record values come from: random upper-case letters (as Kafka's tool; here slices of a
 /// pool of random letters, so the values differ without a random number per byte), one of a
@@ -243,7 +230,7 @@ struct Payloads {
     let kind: Kind
     let recordSize: Int
     private var pool = ByteBuffer()
-    private var rng = SplitMix64()
+    private var rng = SplitMix64(seed: UInt64.random(in: .min ... .max))  // cheap per pick; the system generator costs a getrandom each time
 
     init(kind: Kind, recordSize: Int) {
         self.kind = kind
@@ -289,7 +276,7 @@ final class PerfProducer {
     var steadyStats: ProducerStats?
 
     private var partition: Int32
-    private var rng = SplitMix64()
+    private var rng = SplitMix64(seed: UInt64.random(in: .min ... .max))  // cheap per pick; the system generator costs a getrandom each time
     private var open: [RecordBatchBuilder.Input] = []
     private var openBytes = 0
     /// Records handed to `send` so far; those numbered `steadyFrom` and on count in `steadyStats`.

@@ -1,3 +1,4 @@
+import Records
 import Testing
 @testable import Security
 
@@ -165,7 +166,7 @@ struct AclAuthorizerTests {
 
     @Test("random ACL sets decide as the model does", arguments: 0..<40)
     func againstModel(seed: UInt64) {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         let names = ["a", "ab", "abc", "b", "*"], principals = ["User:alice", "User:bob", "User:*"], hosts = ["*", "10.0.0.1", "10.0.0.2"]
         let ops: [AclOperation] = [.read, .write, .describe, .all, .alter, .describeConfigs, .alterConfigs]
         var bindings: [AclBinding] = []
@@ -194,16 +195,6 @@ struct AclAuthorizerTests {
     }
 }
 
-/// A small seeded generator (the tests' own, so a failing seed replays).
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+extension SplitMix64 {
+    mutating func below(_ n: Int) -> Int { Int.random(in: 0..<n, using: &self) }
 }
